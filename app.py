@@ -1,0 +1,110 @@
+"""The application factory and the ``agentos-sessions`` command line.
+
+Importing this module does no work: :func:`create_app` builds the app, and the databases are
+opened (missing tables created) when the server starts, in its lifespan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import connexion
+from connexion.exceptions import UnsupportedMediaTypeProblem
+from connexion.jsonifier import Jsonifier
+from connexion.options import SwaggerUIOptions
+from starlette.exceptions import HTTPException
+
+import openapi31
+from handlers import errors
+from persistence.database import open_database
+from settings import Settings, SettingsError
+
+SPEC_PATH = Path(__file__).with_name("openapi.yaml")
+logger = logging.getLogger("agentos_sessions")
+
+
+class CompactJson(Jsonifier):
+    """JSON as FastAPI writes it: compact, UTF-8, no trailing newline."""
+
+    def dumps(self, data, **kwargs) -> str:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
+    """Build the server for ``settings`` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    openapi31.enable()
+    document = openapi31.load_document(SPEC_PATH)
+    app = connexion.FlaskApp(__name__, lifespan=_lifespan(settings), jsonifier=CompactJson())
+    app.add_api(
+        document,
+        validator_map=openapi31.VALIDATOR_MAP,
+        validate_responses=settings.validate_responses,
+        swagger_ui_options=SwaggerUIOptions(spec_path="/openapi.json", swagger_ui_path="/docs"),
+    )
+    app.add_error_handler(errors.ApiError, errors.api_error)
+    app.add_error_handler(openapi31.RequestValidationFailed, errors.request_validation_failed)
+    app.add_error_handler(UnsupportedMediaTypeProblem, errors.unsupported_media_type)
+    app.add_error_handler(HTTPException, errors.http_error)
+    app.add_error_handler(Exception, errors.internal_error)
+    return app
+
+
+def _lifespan(settings: Settings):
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        databases = {db_id: open_database(db_id, config) for db_id, config in settings.databases.items()}
+        try:
+            for database in databases.values():
+                created = database.create_missing_tables()
+                if created:
+                    logger.info("Created %s in database %r", ", ".join(created), database.id)
+            yield {"databases": databases, "started_at": time.time()}
+        finally:
+            for database in databases.values():
+                database.dispose()
+
+    return lifespan
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``agentos-sessions`` command."""
+    parser = argparse.ArgumentParser(
+        prog="agentos-sessions",
+        description="Contract-first server for the sessions API of Agno's AgentOS.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API (Swagger UI at /docs)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7777, help="port to listen on (default 7777)")
+    serve.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL of the database (default: $AGENTOS_SESSIONS_DATABASE_URL, "
+        "else sqlite:///agno.db in the working directory)",
+    )
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        if args.database_url:
+            settings = Settings.single(args.database_url, validate_responses=settings.validate_responses)
+    except SettingsError as error:
+        print(f"agentos-sessions: {error}", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

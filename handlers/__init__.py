@@ -1,0 +1,1 @@
+"""Operation handlers, resolved from openapi.yaml by operationId; one module per tag."""

@@ -1,0 +1,85 @@
+"""Error types raised by handlers, and the renderers that give every error AgentOS's body shape."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+
+from openapi31 import RequestValidationFailed
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered as ``{"detail": message}`` with the class's status."""
+
+    status = 500
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+
+
+def json_response(status: int, body) -> ConnexionResponse:
+    return ConnexionResponse(
+        status_code=status,
+        mimetype="application/json",
+        content_type="application/json",
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+    )
+
+
+def api_error(_request: ConnexionRequest, error: ApiError) -> ConnexionResponse:
+    return json_response(error.status, {"detail": error.detail})
+
+
+def request_validation_failed(_request: ConnexionRequest, error: RequestValidationFailed) -> ConnexionResponse:
+    return json_response(422, {"detail": error.errors})
+
+
+async def unsupported_media_type(request: ConnexionRequest, _error: Exception) -> ConnexionResponse:
+    """A body that is not JSON is not an object: FastAPI's model_attributes_type, 422."""
+    raw = (await request.body()).decode("utf-8", errors="replace")
+    return json_response(
+        422,
+        {
+            "detail": [
+                {
+                    "type": "model_attributes_type",
+                    "loc": ["body"],
+                    "msg": "Input should be a valid dictionary or object to extract fields from",
+                    "input": raw,
+                }
+            ]
+        },
+    )
+
+
+def http_error(_request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    """Routing errors (unknown path, wrong method) with Starlette's plain phrase, as FastAPI sends."""
+    status = getattr(error, "status_code", None) or getattr(error, "status", 500)
+    phrases = {404: "Not Found", 405: "Method Not Allowed"}
+    return json_response(status, {"detail": phrases.get(status, "Bad Request")})
+
+
+def internal_error(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    logger.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return json_response(500, {"detail": "Internal server error"})

@@ -1,0 +1,255 @@
+"""Sessions tag: thin handlers that resolve the database, call the store, shape the body."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from datetime import datetime
+
+from connexion import request
+from sqlalchemy.exc import IntegrityError
+
+from handlers import views
+from handlers.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from persistence import store
+from persistence.database import Database
+
+RUN_STATUSES = ("CANCELLED", "COMPLETED", "ERROR", "PAUSED", "PENDING", "REGENERATED", "RUNNING")
+
+
+def resolve_database(db_id: str | None, table: str | None = None) -> Database:
+    """The database a request names, with AgentOS's messages when it names none or a wrong one."""
+    databases: dict[str, Database] = request.state.databases
+    if table and not db_id:
+        raise BadRequest("The db_id query parameter is required when passing a table")
+    if db_id:
+        database = databases.get(db_id)
+        if database is None:
+            raise NotFound(f"No database found with id '{db_id}'")
+        if table and table != database.session_table:
+            raise NotFound(f"No database with id '{db_id}' has table '{table}'")
+        return database
+    if len(databases) > 1:
+        raise BadRequest("The db_id query parameter is required when using multiple databases")
+    return next(iter(databases.values()))
+
+
+def get_sessions(
+    *, type=None, component_id=None, user_id=None, session_name=None, limit=20, page=1,
+    sort_by="created_at", sort_order="desc", db_id=None, table=None,
+):
+    """List sessions, one page at a time."""
+    database = resolve_database(db_id, table)
+    page = max(page, 1)
+    started = time.perf_counter()
+    with database.unit_of_work() as db:
+        rows, total = store.list_sessions(
+            db, database.models, session_type=type, component_id=component_id, user_id=user_id,
+            session_name=session_name, limit=limit, page=page, sort_by=sort_by, sort_order=sort_order,
+        )
+        data = [views.session_list_item(row, _list_name(db, database, row)) for row in rows]
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    meta = {
+        "page": page,
+        "limit": limit,
+        "total_pages": math.ceil(total / limit),
+        "total_count": total,
+        "search_time_ms": elapsed_ms,
+    }
+    return {"data": data, "meta": meta}, 200
+
+
+def _list_name(db, database: Database, row) -> str:
+    """The stored name, or one derived from the first runs only (never the whole history)."""
+    name = views.stored_name(row.session_data)
+    if name:
+        return name
+    return views.derived_name(
+        views.session_type_of(row), row.workflow_data, store.iter_runs(db, database.models, row.session_id)
+    )
+
+
+def create_session(*, body=None, type="agent", db_id=None):
+    """Create an empty session; an existing session_id is a conflict and is left untouched."""
+    body = body or {}
+    database = resolve_database(db_id)
+    session_id = body.get("session_id") or str(uuid.uuid4())
+    session_data = {}
+    if body.get("session_state") is not None:
+        session_data["session_state"] = body["session_state"]
+    if body.get("session_name") is not None:
+        session_data["session_name"] = body["session_name"]
+    created_at = store.now()
+    columns = {
+        "session_id": session_id,
+        "session_type": type,
+        f"{type}_id": body.get(f"{type}_id"),
+        "user_id": body.get("user_id"),
+        "session_data": session_data or None,
+        f"{type}_data": None,
+        "metadata_": views.strip_reserved_metadata(body.get("metadata")),
+        "summary": None,
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+    try:
+        with database.unit_of_work() as db:
+            if body.get("session_id") is not None and store.session_id_taken(db, database.models, session_id):
+                raise _already_exists(session_id)
+            row = store.insert_session(db, database.models, **columns)
+    except IntegrityError as error:
+        raise _already_exists(session_id) from error
+    return views.session_detail(row, [], type, omit_nulls=True), 201
+
+
+def _already_exists(session_id: str) -> Conflict:
+    return Conflict(
+        f"Session with id '{session_id}' already exists. Use PATCH /sessions/{session_id} to update it."
+    )
+
+
+def get_session_by_id(*, session_id, type=None, user_id=None, db_id=None, table=None):
+    """One session with its chat history."""
+    database = resolve_database(db_id, table)
+    with database.unit_of_work() as db:
+        row = store.get_session(db, database.models, session_id, user_id=user_id)
+        if row is None:
+            kind = f"{type.title()} Session" if type else "Session"
+            raise NotFound(f"{kind} with id '{session_id}' not found")
+        runs = store.get_runs(db, database.models, session_id)
+    return views.session_detail(row, runs, type or views.session_type_of(row), omit_nulls=True), 200
+
+
+def get_session_runs(
+    *, session_id, type=None, user_id=None, created_after=None, created_before=None, status=None,
+    db_id=None, table=None,
+):
+    """All runs of a session, oldest first, as agent, team or workflow runs."""
+    return _session_runs(session_id, type, user_id, created_after, created_before, status, db_id, table), 200
+
+
+def get_session_run_previews(
+    *, session_id, type=None, user_id=None, created_after=None, created_before=None, status=None,
+    db_id=None, table=None,
+):
+    """The runs of a session as short previews."""
+    runs = _session_runs(session_id, type, user_id, created_after, created_before, status, db_id, table)
+    return [views.run_preview(run) for run in runs], 200
+
+
+def _session_runs(session_id, session_type, user_id, created_after, created_before, status, db_id, table):
+    wanted = _wanted_statuses(status)
+    database = resolve_database(db_id, table)
+    with database.unit_of_work() as db:
+        row = store.get_session(db, database.models, session_id, user_id=user_id)
+        if row is None:
+            raise NotFound(f"Session with ID {session_id} not found")
+        runs = store.get_runs(db, database.models, session_id)
+    session_type = session_type or views.session_type_of(row)
+    shaped = []
+    for run in runs:
+        created_at = run.get("created_at")
+        if created_at is not None and created_after is not None and created_at < created_after:
+            continue
+        if created_at is not None and created_before is not None and created_at > created_before:
+            continue
+        body = views.session_run(run, session_type, session_row=row)
+        if body is None or (wanted is not None and (body.get("status") or "").upper() not in wanted):
+            continue
+        shaped.append(views.without_nulls(body))
+    return shaped
+
+
+def _wanted_statuses(status: list[str] | None) -> set[str] | None:
+    if not status:
+        return None
+    wanted = {value.upper() for value in status}
+    unknown = sorted(wanted - set(RUN_STATUSES))
+    if unknown:
+        raise BadRequest(f"Invalid status value(s) {unknown}; expected one of {sorted(RUN_STATUSES)}")
+    return wanted
+
+
+def get_session_run(*, session_id, run_id, type=None, user_id=None, db_id=None, table=None):
+    """One run of a session."""
+    database = resolve_database(db_id, table)
+    with database.unit_of_work() as db:
+        row = store.get_session(db, database.models, session_id, user_id=user_id)
+        if row is None:
+            raise NotFound(f"Session with ID {session_id} not found")
+        runs = store.get_runs(db, database.models, session_id)
+    if not runs:
+        raise NotFound(f"Session with ID {session_id} has no runs")
+    run = next((run for run in runs if run.get("run_id") == run_id), None)
+    if run is None:
+        raise NotFound(f"Run with ID {run_id} not found in session {session_id}")
+    return views.single_run(run, row), 200
+
+
+def rename_session(*, session_id, body, type=None, user_id=None, db_id=None, table=None):
+    """Set a session's name."""
+    database = resolve_database(db_id, table)
+    with database.unit_of_work() as db:
+        row = store.get_session(db, database.models, session_id, user_id=user_id)
+        if row is None:
+            raise NotFound(f"Session with id '{session_id}' not found")
+        store.rename_session(db, database.models, row, body["session_name"])
+        runs = store.get_runs(db, database.models, session_id)
+    return views.session_detail(row, runs, views.session_type_of(row), omit_nulls=False), 200
+
+
+def update_session(*, session_id, body, type=None, user_id=None, db_id=None, table=None):
+    """Replace the name, state, metadata or summary of a session."""
+    database = resolve_database(db_id, table)
+    changes = {}
+    if body.get("session_name") is not None:
+        changes["session_name"] = body["session_name"]
+    if body.get("session_state") is not None:
+        changes["session_state"] = body["session_state"]
+    if body.get("metadata") is not None:
+        changes["metadata"] = views.strip_reserved_metadata(body["metadata"])
+    if body.get("summary") is not None:
+        changes["summary"] = _summary(body["summary"])
+    with database.unit_of_work() as db:
+        row = store.get_session(db, database.models, session_id, user_id=user_id)
+        if row is None:
+            raise NotFound(f"Session with id '{session_id}' not found")
+        store.update_session(db, database.models, row, **changes)
+        runs = store.get_runs(db, database.models, session_id)
+    return views.session_detail(row, runs, views.session_type_of(row), omit_nulls=False), 200
+
+
+def _summary(summary: dict) -> dict:
+    """A summary as agno stores it: its text, then topics and updated_at when given."""
+    stored = {"summary": summary["summary"]}
+    if summary.get("topics") is not None:
+        stored["topics"] = summary["topics"]
+    if summary.get("updated_at") is not None:
+        stored["updated_at"] = datetime.fromisoformat(summary["updated_at"].replace("Z", "+00:00")).isoformat()
+    return stored
+
+
+def delete_session(*, session_id, user_id=None, db_id=None, table=None, delete_media=False):
+    """Delete a session and its runs; absent sessions are not an error."""
+    database = resolve_database(db_id, table)
+    _refuse_media_deletion(delete_media)
+    with database.unit_of_work() as db:
+        store.delete_sessions(db, database.models, [session_id], user_id=user_id)
+    return None, 204
+
+
+def delete_sessions(*, body, user_id=None, db_id=None, table=None, delete_media=False):
+    """Delete several sessions and their runs."""
+    if len(body["session_ids"]) != len(body["session_types"]):
+        raise BadRequest("Session IDs and session types must have the same length")
+    database = resolve_database(db_id, table)
+    _refuse_media_deletion(delete_media)
+    with database.unit_of_work() as db:
+        store.delete_sessions(db, database.models, body["session_ids"], user_id=user_id)
+    return None, 204
+
+
+def _refuse_media_deletion(delete_media: bool) -> None:
+    if delete_media:
+        raise ServiceUnavailable("Media storage is not configured on AgentOS")

@@ -1,0 +1,318 @@
+"""OpenAPI 3.1 for Connexion 3.3, without forking it.
+
+Connexion 3.3 refuses 3.1 documents (its bundled meta-schema only admits 3.0,
+spec-first/connexion#1396) and validates bodies with Draft 4, which silently ignores
+2020-12 keywords such as ``const``. This module closes both gaps through the hooks
+Connexion offers:
+
+* :func:`enable` makes Connexion check a 3.1 document with openapi-spec-validator instead
+  of its 3.0 meta-schema; 3.0 and Swagger 2 documents keep Connexion's own check.
+* :data:`VALIDATOR_MAP` (passed to ``add_api(validator_map=...)``) validates parameters,
+  request bodies and response bodies with JSON Schema 2020-12 through compiled jsonschema-rs
+  validators, and reports invalid requests as FastAPI does: a list of
+  ``{"type", "loc", "msg", "input"}`` entries, raised as :class:`RequestValidationFailed`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import yaml
+from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import BadRequestProblem, InvalidSpecification, NonConformingResponseBody
+from connexion.lifecycle import ConnexionRequest
+from connexion.spec import OpenAPISpecification
+from connexion.validators import (
+    AbstractRequestBodyValidator,
+    AbstractResponseBodyValidator,
+    ParameterValidator,
+)
+from openapi_spec_validator import OpenAPIV31SpecValidator
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+logger = logging.getLogger(__name__)
+
+
+class RequestValidationFailed(Exception):
+    """A request does not match the contract; ``errors`` is FastAPI's list of error entries."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        super().__init__(errors)
+        self.errors = errors
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    """Read an OpenAPI 3.1 document and check it with openapi-spec-validator."""
+    with path.open(encoding="utf-8") as stream:
+        document = yaml.safe_load(stream)
+    check_document(document)
+    return document
+
+
+def check_document(document: dict[str, Any]) -> None:
+    """Raise InvalidSpecification unless ``document`` is a valid OpenAPI 3.1 document."""
+    try:
+        OpenAPIV31SpecValidator(document).validate()
+    except OpenAPIValidationError as error:
+        raise InvalidSpecification(f"Invalid OpenAPI 3.1 document: {error.message}") from error
+
+
+_connexion_validate_spec = OpenAPISpecification._validate_spec.__func__
+_enable_lock = threading.Lock()
+
+
+def _validate_spec(cls, spec: dict[str, Any]) -> None:
+    if str(spec.get("openapi", "")).startswith("3.1."):
+        check_document(spec)
+    else:
+        _connexion_validate_spec(cls, spec)
+
+
+def enable() -> None:
+    """Let Connexion load OpenAPI 3.1 documents (idempotent).
+
+    Connexion builds its Specification inside ``add_api`` and offers no hook for the
+    meta-schema check, so the check itself is replaced, for 3.1 documents only.
+    """
+    with _enable_lock:
+        OpenAPISpecification._validate_spec = classmethod(_validate_spec)
+
+
+# --- compiled 2020-12 validators -------------------------------------------------------
+
+_compiled: dict[int, tuple[dict[str, Any], jsonschema_rs.Draft202012Validator]] = {}
+
+
+def compiled(schema: dict[str, Any]) -> jsonschema_rs.Draft202012Validator:
+    """The compiled validator of a (ref-resolved) schema, built once per schema object."""
+    entry = _compiled.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        # Keeping the schema in the entry pins its id for the lifetime of the cache.
+        entry = (schema, jsonschema_rs.Draft202012Validator(schema, validate_formats=True))
+        _compiled[id(schema)] = entry
+    return entry[1]
+
+
+# --- FastAPI-shaped error entries ------------------------------------------------------
+
+_TYPE_ERRORS = {
+    "string": ("string_type", "Input should be a valid string"),
+    "integer": ("int_type", "Input should be a valid integer"),
+    "number": ("float_type", "Input should be a valid number"),
+    "boolean": ("bool_type", "Input should be a valid boolean"),
+    "object": ("dict_type", "Input should be a valid dictionary"),
+    "array": ("list_type", "Input should be a valid list"),
+}
+_PARSING_ERRORS = {
+    "integer": ("int_parsing", "Input should be a valid integer, unable to parse string as an integer"),
+    "number": ("float_parsing", "Input should be a valid number, unable to parse string as a number"),
+    "boolean": ("bool_parsing", "Input should be a valid boolean, unable to interpret input"),
+}
+
+
+def _entry(kind: str, loc: list, msg: str, value: Any, ctx: dict | None = None) -> dict[str, Any]:
+    entry = {"type": kind, "loc": loc, "msg": msg, "input": value}
+    if ctx is not None:
+        entry["ctx"] = ctx
+    return entry
+
+
+def _quote_choices(options: Iterable[Any]) -> str:
+    quoted = [f"'{option}'" for option in options]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def _type_error(types: list[str], loc: list, value: Any) -> dict[str, Any]:
+    expected = next((t for t in types if t != "null"), "null")
+    if expected == "integer" and isinstance(value, float):
+        return _entry(
+            "int_from_float", loc, "Input should be a valid integer, got a number with a fractional part", value
+        )
+    if isinstance(value, str) and expected in _PARSING_ERRORS:
+        kind, msg = _PARSING_ERRORS[expected]
+        return _entry(kind, loc, msg, value)
+    kind, msg = _TYPE_ERRORS.get(expected, ("value_error", f"Input should be of type {expected}"))
+    return _entry(kind, loc, msg, value)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _errors(error: jsonschema_rs.ValidationError, prefix: list) -> Iterator[dict[str, Any]]:
+    """FastAPI/pydantic-style entries for one jsonschema-rs error."""
+    loc = prefix + list(error.instance_path)
+    value = error.instance
+    kind = error.kind
+    name = type(kind).__name__
+    if name == "AnyOf":
+        # A nullable field failed: report why the non-null branch failed.
+        branches = [branch for branch in kind.context if not _is_null_branch(branch)]
+        if len(branches) == 1:
+            for sub in branches[0]:
+                yield from _errors(sub, prefix)
+            return
+    if name == "Required":
+        yield _entry("missing", [*loc, kind.property], "Field required", value)
+    elif name == "Type":
+        yield _type_error(list(kind.types), loc, value)
+    elif name == "Enum":
+        expected = _quote_choices(kind.options)
+        yield _entry("enum", loc, f"Input should be {expected}", value, {"expected": expected})
+    elif name == "Minimum":
+        yield _entry(
+            "greater_than_equal", loc, f"Input should be greater than or equal to {kind.limit}", value,
+            {"ge": kind.limit},
+        )
+    elif name == "Maximum":
+        yield _entry(
+            "less_than_equal", loc, f"Input should be less than or equal to {kind.limit}", value,
+            {"le": kind.limit},
+        )
+    elif name == "MinLength":
+        yield _entry(
+            "string_too_short", loc, f"String should have at least {_plural(kind.limit, 'character')}",
+            value, {"min_length": kind.limit},
+        )
+    elif name == "MaxLength":
+        yield _entry(
+            "string_too_long", loc, f"String should have at most {_plural(kind.limit, 'character')}",
+            value, {"max_length": kind.limit},
+        )
+    elif name == "Pattern":
+        yield _entry(
+            "string_pattern_mismatch", loc, f"String should match pattern '{kind.pattern}'", value,
+            {"pattern": kind.pattern},
+        )
+    elif name in ("MinItems", "MaxItems", "MinProperties", "MaxProperties"):
+        shape = "List" if name.endswith("Items") else "Dictionary"
+        bound = "least" if name.startswith("Min") else "most"
+        unit = "item" if kind.limit == 1 else "items"
+        yield _entry(
+            "too_short" if name.startswith("Min") else "too_long",
+            loc,
+            f"{shape} should have at {bound} {kind.limit} {unit} after validation, not {len(value)}",
+            value,
+            {"field_type": shape, ("min_length" if bound == "least" else "max_length"): kind.limit,
+             "actual_length": len(value)},
+        )
+    else:
+        yield _entry("value_error", loc, error.message, value)
+
+
+def _is_null_branch(branch: list[jsonschema_rs.ValidationError]) -> bool:
+    return any(type(e.kind).__name__ == "Type" and list(e.kind.types) == ["null"] for e in branch)
+
+
+def validation_errors(schema: dict[str, Any], instance: Any, prefix: list) -> list[dict[str, Any]]:
+    """All FastAPI-style error entries for ``instance`` against ``schema``."""
+    validator = compiled(schema)
+    if validator.is_valid(instance):
+        return []
+    return [entry for error in validator.iter_errors(instance) for entry in _errors(error, prefix)]
+
+
+# --- Connexion validators --------------------------------------------------------------
+
+
+class Parameters(ParameterValidator):
+    """Validates path, query, header and cookie parameters with JSON Schema 2020-12."""
+
+    def validate_request(self, request: ConnexionRequest) -> None:
+        errors: list[dict[str, Any]] = []
+        sources = {
+            "query": request.query_params,
+            "path": request.path_params,
+            "header": request.headers,
+            "cookie": request.cookies,
+        }
+        for location, values in sources.items():
+            for param in self.parameters.get(location, []):
+                name = param["name"]
+                key = name.replace("-", "_") if location == "path" else name
+                value = values.get(key)
+                if value is None:
+                    if param.get("required"):
+                        errors.append(_entry("missing", [location, name], "Field required", None))
+                    continue
+                errors.extend(validation_errors(param.get("schema", {}), value, [location, name]))
+        if errors:
+            raise RequestValidationFailed(errors)
+
+
+class JSONBody(AbstractRequestBodyValidator):
+    """Parses and validates JSON request bodies with JSON Schema 2020-12.
+
+    An absent body is ``None`` for an optional body and a ``missing`` error for a required one.
+    """
+
+    async def _parse(self, stream, scope) -> Any:
+        raw = b"".join([chunk async for chunk in stream])
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw.decode(self._encoding))
+        except UnicodeDecodeError as error:
+            raise RequestValidationFailed(
+                [_entry("json_invalid", ["body", error.start], "JSON decode error", {},
+                        {"error": "Invalid UTF-8"})]
+            ) from error
+        except json.JSONDecodeError as error:
+            raise RequestValidationFailed(
+                [_entry("json_invalid", ["body", error.pos], "JSON decode error", {},
+                        {"error": error.msg})]
+            ) from error
+
+    def _validate(self, body: Any) -> None:
+        if body is None:
+            if self._required:
+                raise RequestValidationFailed([_entry("missing", ["body"], "Field required", None)])
+            return
+        errors = validation_errors(self._schema, body, ["body"])
+        if errors:
+            raise RequestValidationFailed(errors)
+
+    async def wrap_receive(self, receive, *, scope):
+        try:
+            return await super().wrap_receive(receive, scope=scope)
+        except BadRequestProblem as problem:
+            # Connexion answers an absent required body itself, before parsing.
+            raise RequestValidationFailed([_entry("missing", ["body"], "Field required", None)]) from problem
+
+
+class JSONResponse(AbstractResponseBodyValidator):
+    """Validates JSON response bodies with JSON Schema 2020-12."""
+
+    def _parse(self, stream) -> Any:
+        raw = b"".join(stream)
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise NonConformingResponseBody(str(error)) from error
+
+    def _validate(self, body: Any) -> None:
+        validator = compiled(self._schema)
+        if body is None and self._nullable:
+            return
+        error = next(iter(validator.iter_errors(body)), None)
+        if error is not None:
+            path = "/".join(str(part) for part in error.instance_path)
+            logger.error("Response does not conform to the contract at /%s: %s", path, error.message)
+            raise NonConformingResponseBody(
+                detail=f"Response body does not conform to specification. {error.message} at /{path}"
+            )
+
+
+VALIDATOR_MAP = {
+    "parameter": Parameters,
+    "body": MediaTypeDict({"*/*json": JSONBody}),
+    "response": MediaTypeDict({"*/*json": JSONResponse}),
+}

@@ -1,0 +1,1 @@
+"""Persistence on Agno's storage layout: engines, models and store functions."""

@@ -1,0 +1,142 @@
+"""Typed models of Agno's session storage, exactly as agno 3.1.10's SqliteDb creates it.
+
+Column order, types, nullability and index names match agno's DDL, so that a database either
+side creates is the other side's database too. Table names are configurable (agno's
+``session_table`` / ``runs_table``); :func:`models_for` maps a pair of names to model classes.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+JsonValue = Any
+
+
+class SessionColumns:
+    """Columns of agno's sessions table, in agno's order."""
+
+    session_id: Mapped[str] = mapped_column(String, primary_key=True)
+    session_type: Mapped[str] = mapped_column(String)
+    agent_id: Mapped[str | None] = mapped_column(String)
+    team_id: Mapped[str | None] = mapped_column(String)
+    workflow_id: Mapped[str | None] = mapped_column(String)
+    user_id: Mapped[str | None] = mapped_column(String)
+    session_data: Mapped[JsonValue | None] = mapped_column(JSON)
+    agent_data: Mapped[JsonValue | None] = mapped_column(JSON)
+    team_data: Mapped[JsonValue | None] = mapped_column(JSON)
+    workflow_data: Mapped[JsonValue | None] = mapped_column(JSON)
+    metadata_: Mapped[JsonValue | None] = mapped_column("metadata", JSON)
+    summary: Mapped[JsonValue | None] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int | None] = mapped_column(BigInteger)
+
+    @declared_attr.directive
+    def __table_args__(cls):
+        name = cls.__tablename__
+        return (
+            Index(f"idx_{name}_session_type", "session_type"),
+            Index(f"idx_{name}_created_at", "created_at"),
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.session_id!r} {self.session_type} user={self.user_id!r}>"
+
+
+class RunColumns:
+    """Columns of agno's runs table, in agno's order; runs go with their session (ON DELETE CASCADE)."""
+
+    __sessions_table__: str
+
+    # sort_order keeps agno's column order: the declared_attr column would otherwise come last.
+    run_id: Mapped[str] = mapped_column(String, primary_key=True, sort_order=-2)
+
+    @declared_attr
+    def session_id(cls) -> Mapped[str]:
+        return mapped_column(
+            String, ForeignKey(f"{cls.__sessions_table__}.session_id", ondelete="CASCADE"), sort_order=-1
+        )
+
+    run_type: Mapped[str] = mapped_column(String)
+    agent_id: Mapped[str | None] = mapped_column(String)
+    team_id: Mapped[str | None] = mapped_column(String)
+    workflow_id: Mapped[str | None] = mapped_column(String)
+    user_id: Mapped[str | None] = mapped_column(String)
+    parent_run_id: Mapped[str | None] = mapped_column(String)
+    status: Mapped[str | None] = mapped_column(String)
+    run_index: Mapped[int | None] = mapped_column(BigInteger)
+    run_data: Mapped[JsonValue] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int | None] = mapped_column(BigInteger)
+
+    @declared_attr.directive
+    def __table_args__(cls):
+        name = cls.__tablename__
+        indexed = ("agent_id", "created_at", "run_type", "session_id", "status", "team_id",
+                   "user_id", "workflow_id")
+        return (
+            *(Index(f"idx_{name}_{column}", column) for column in indexed),
+            Index(f"idx_{name}_session_id_run_index", "session_id", "run_index"),
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.run_id!r} of {self.session_id!r} #{self.run_index}>"
+
+
+@dataclass(frozen=True)
+class Models:
+    """The mapped classes for one pair of sessions/runs table names."""
+
+    Session: type[SessionColumns]
+    Run: type[RunColumns]
+    base: type[DeclarativeBase]
+
+
+@functools.cache
+def models_for(session_table: str, runs_table: str) -> Models:
+    """Model classes for agno tables with these names (one registry per pair of names)."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    session_model = type(
+        "AgnoSession", (SessionColumns, Base), {"__tablename__": session_table}
+    )
+    run_model = type(
+        "AgnoRun",
+        (RunColumns, Base),
+        {"__tablename__": runs_table, "__sessions_table__": session_table},
+    )
+    return Models(Session=session_model, Run=run_model, base=Base)
+
+
+DEFAULT_MODELS = models_for("agno_sessions", "agno_runs")
+AgnoSession = DEFAULT_MODELS.Session
+AgnoRun = DEFAULT_MODELS.Run
+
+
+class SchemaVersionsBase(DeclarativeBase):
+    pass
+
+
+class SchemaVersion(SchemaVersionsBase):
+    """agno's record of the layout version of each table it manages (``agno_schema_versions``)."""
+
+    __tablename__ = "agno_schema_versions"
+    __table_args__ = (Index("idx_agno_schema_versions_created_at", "created_at"),)
+
+    table_name: Mapped[str] = mapped_column(String, primary_key=True)
+    version: Mapped[str] = mapped_column(String)
+    created_at: Mapped[str] = mapped_column(String)
+    updated_at: Mapped[str | None] = mapped_column(String)
+
+    def __repr__(self) -> str:
+        return f"<SchemaVersion {self.table_name} {self.version}>"
+
+
+# The layout version agno 3.1.10 records for the sessions and runs tables it creates.
+AGNO_TABLE_VERSION = "3.0.0"

@@ -1,0 +1,112 @@
+"""Settings from the environment (12-factor), overridable in tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "sqlite:///agno.db"
+DEFAULT_SESSION_TABLE = "agno_sessions"
+DEFAULT_RUNS_TABLE = "agno_runs"
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class SettingsError(ValueError):
+    """The configuration cannot be used; the message says which variable and why."""
+
+
+def agno_db_id(url: str) -> str:
+    """The id agno gives a database built from ``url`` without an explicit id (a UUID5)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, url))
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """One configured database: where it is and which tables hold sessions and runs."""
+
+    url: str
+    session_table: str = DEFAULT_SESSION_TABLE
+    runs_table: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.runs_table is None:
+            # agno's naming: the runs of a custom sessions table live in "<table>_runs".
+            runs = DEFAULT_RUNS_TABLE if self.session_table == DEFAULT_SESSION_TABLE else f"{self.session_table}_runs"
+            object.__setattr__(self, "runs_table", runs)
+        for name in (self.session_table, self.runs_table):
+            if not _IDENTIFIER.match(name):
+                raise SettingsError(f"Table name {name!r} is not a plain SQL identifier")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything create_app needs; build with :meth:`from_env` or directly in tests."""
+
+    databases: Mapping[str, DatabaseSettings] = field(
+        default_factory=lambda: {agno_db_id(DEFAULT_DATABASE_URL): DatabaseSettings(DEFAULT_DATABASE_URL)}
+    )
+    validate_responses: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.databases:
+            raise SettingsError("At least one database must be configured")
+
+    @classmethod
+    def single(cls, url: str, *, db_id: str | None = None, **kwargs) -> Settings:
+        """Settings for one database at ``url``."""
+        return cls(databases={db_id or agno_db_id(url): DatabaseSettings(url)}, **kwargs)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read AGENTOS_SESSIONS_* variables (see the configuration table in README.md)."""
+        env = os.environ if environ is None else environ
+        validate_responses = _flag(env, "AGENTOS_SESSIONS_VALIDATE_RESPONSES", default=True)
+        raw = env.get("AGENTOS_SESSIONS_DATABASES")
+        if raw:
+            return cls(databases=_parse_databases(raw), validate_responses=validate_responses)
+        url = env.get("AGENTOS_SESSIONS_DATABASE_URL", DEFAULT_DATABASE_URL)
+        database = DatabaseSettings(
+            url,
+            session_table=env.get("AGENTOS_SESSIONS_SESSION_TABLE", DEFAULT_SESSION_TABLE),
+            runs_table=env.get("AGENTOS_SESSIONS_RUNS_TABLE") or None,
+        )
+        db_id = env.get("AGENTOS_SESSIONS_DB_ID") or agno_db_id(url)
+        return cls(databases={db_id: database}, validate_responses=validate_responses)
+
+
+def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _parse_databases(raw: str) -> dict[str, DatabaseSettings]:
+    """Parse AGENTOS_SESSIONS_DATABASES: a JSON object of db_id -> URL or {url, session_table, runs_table}."""
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise SettingsError(f"AGENTOS_SESSIONS_DATABASES is not valid JSON: {error}") from error
+    if not isinstance(parsed, dict) or not parsed:
+        raise SettingsError("AGENTOS_SESSIONS_DATABASES must be a non-empty JSON object")
+    databases = {}
+    for db_id, value in parsed.items():
+        if isinstance(value, str):
+            databases[db_id] = DatabaseSettings(value)
+        elif isinstance(value, dict) and isinstance(value.get("url"), str):
+            unknown = set(value) - {"url", "session_table", "runs_table"}
+            if unknown:
+                raise SettingsError(f"Database {db_id!r}: unknown keys {sorted(unknown)}")
+            databases[db_id] = DatabaseSettings(**value)
+        else:
+            raise SettingsError(f"Database {db_id!r} must be a URL or an object with a 'url'")
+    return databases
