@@ -34,6 +34,7 @@ from connexion.validators import (
     ParameterValidator,
 )
 from openapi_spec_validator import OpenAPIV31SpecValidator
+from starlette.datastructures import QueryParams
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 logger = logging.getLogger(__name__)
@@ -226,6 +227,8 @@ class Parameters(ParameterValidator):
 
     def validate_request(self, request: ConnexionRequest) -> None:
         errors: list[dict[str, Any]] = []
+        # FastAPI reports the query string as sent, not as coerced.
+        raw_query = QueryParams(request.scope.get("query_string", b""))
         sources = {
             "query": request.query_params,
             "path": request.path_params,
@@ -241,7 +244,11 @@ class Parameters(ParameterValidator):
                     if param.get("required"):
                         errors.append(_entry("missing", [location, name], "Field required", None))
                     continue
-                errors.extend(validation_errors(param.get("schema", {}), value, [location, name]))
+                found = validation_errors(param.get("schema", {}), value, [location, name])
+                if location == "query" and param.get("schema", {}).get("type") != "array":
+                    for entry in found:
+                        entry["input"] = raw_query.get(name)
+                errors.extend(found)
         if errors:
             raise RequestValidationFailed(errors)
 
@@ -274,6 +281,11 @@ class JSONBody(AbstractRequestBodyValidator):
             if self._required:
                 raise RequestValidationFailed([_entry("missing", ["body"], "Field required", None)])
             return
+        if self._schema.get("type") == "object" and not isinstance(body, dict):
+            raise RequestValidationFailed([_entry(
+                "model_attributes_type", ["body"],
+                "Input should be a valid dictionary or object to extract fields from", body,
+            )])
         errors = validation_errors(self._schema, body, ["body"])
         if errors:
             raise RequestValidationFailed(errors)

@@ -1,0 +1,36 @@
+"""Small helpers for API tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+
+def iso(seconds: int) -> str:
+    """Unix seconds as AgentOS writes them: ISO-8601 UTC with Z."""
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stored_session(database, session_id: str):
+    """The stored row of a session, read straight from the database (or None)."""
+    with database.unit_of_work() as db:
+        return db.scalars(select(database.models.Session).where(database.models.Session.session_id == session_id)).one_or_none()
+
+
+def stored_runs(database, session_id: str) -> list:
+    with database.unit_of_work() as db:
+        return list(db.scalars(select(database.models.Run).where(database.models.Run.session_id == session_id)))
+
+
+def add_run(database, session_id: str, run_id: str, index: int, *, created_at: int, run_type: str = "agent",
+            status: str = "COMPLETED", **run_data) -> None:
+    """Store a run the way agno does (its row in the runs table, run_data holding the whole run)."""
+    data = {"run_id": run_id, "session_id": session_id, "created_at": created_at, "status": status, **run_data}
+    with database.unit_of_work() as db:
+        db.add(database.models.Run(
+            run_id=run_id, session_id=session_id, run_type=run_type, agent_id=data.get("agent_id"),
+            team_id=data.get("team_id"), workflow_id=data.get("workflow_id"), user_id=data.get("user_id"),
+            parent_run_id=data.get("parent_run_id"), status=status, run_index=index, run_data=data,
+            created_at=created_at, updated_at=created_at,
+        ))
