@@ -1,0 +1,152 @@
+"""openapi31: Connexion serves OpenAPI 3.1 documents with JSON Schema 2020-12 validation."""
+
+from __future__ import annotations
+
+import connexion
+import pytest
+from connexion.exceptions import InvalidSpecification
+from starlette.testclient import TestClient
+
+import openapi31
+from handlers import errors
+
+ECHO_DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {"title": "echo", "version": "1"},
+    "paths": {
+        "/echo": {
+            "post": {
+                "operationId": "tests.unit.test_openapi31.echo",
+                "parameters": [
+                    {"name": "n", "in": "query", "schema": {"type": "integer", "exclusiveMinimum": 0}},
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Echo"}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "the body back",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Echo"}}},
+                    }
+                },
+            }
+        }
+    },
+    "components": {
+        "schemas": {
+            "Echo": {
+                "type": "object",
+                "required": ["kind"],
+                "properties": {
+                    "kind": {"const": "echo"},
+                    "note": {"type": ["string", "null"], "maxLength": 3},
+                    "say": {"type": "string"},
+                },
+            }
+        }
+    },
+}
+
+
+def echo(body, n=None):
+    """Answer with the body, or break the contract when asked to."""
+    if body.get("say") == "break":
+        return {"kind": "not-echo"}, 200
+    return body, 200
+
+
+@pytest.fixture
+def echo_client():
+    """A Connexion app serving ECHO_DOCUMENT through openapi31."""
+    openapi31.enable()
+    app = connexion.FlaskApp(__name__)
+    app.add_api(ECHO_DOCUMENT, validator_map=openapi31.VALIDATOR_MAP, validate_responses=True)
+    app.add_error_handler(openapi31.RequestValidationFailed, errors.request_validation_failed)
+    with TestClient(app) as client:
+        yield client
+
+
+def test_a_31_document_loads_and_routes(echo_client):
+    response = echo_client.post("/echo", json={"kind": "echo", "note": None})
+    assert response.status_code == 200
+    assert response.json() == {"kind": "echo", "note": None}
+
+
+def test_const_is_enforced_on_requests(echo_client):
+    response = echo_client.post("/echo", json={"kind": "other"})
+    assert response.status_code == 422
+    assert response.json() == {"detail": [{"type": "value_error", "loc": ["body", "kind"],
+                                           "msg": '"echo" was expected', "input": "other"}]}
+
+
+def test_numeric_exclusive_minimum_is_enforced_on_parameters(echo_client):
+    response = echo_client.post("/echo", params={"n": "0"}, json={"kind": "echo"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "n"]
+
+
+def test_type_arrays_with_null_report_the_non_null_type(echo_client):
+    response = echo_client.post("/echo", json={"kind": "echo", "note": 5})
+    assert response.json() == {"detail": [{"type": "string_type", "loc": ["body", "note"],
+                                           "msg": "Input should be a valid string", "input": 5}]}
+
+
+def test_responses_are_validated_with_2020_12(echo_client):
+    response = echo_client.post("/echo", json={"kind": "echo", "say": "break"})
+    assert response.status_code == 500
+
+
+def test_invalid_31_document_is_refused():
+    document = {**ECHO_DOCUMENT, "paths": {"/x": {"get": {"responses": "nope"}}}}
+    with pytest.raises(InvalidSpecification):
+        openapi31.check_document(document)
+
+
+def test_enable_is_idempotent_and_keeps_30_documents_checked_by_connexion():
+    openapi31.enable()
+    openapi31.enable()
+    document = {"openapi": "3.0.3", "info": {"title": "x", "version": "1"}, "paths": {"/x": {"get": {}}}}
+    app = connexion.FlaskApp(__name__)
+    with pytest.raises(InvalidSpecification):
+        app.add_api(document)
+
+
+def test_the_project_contract_is_a_valid_31_document():
+    from app import SPEC_PATH
+
+    document = openapi31.load_document(SPEC_PATH)
+    assert document["openapi"] == "3.1.0"
+
+
+@pytest.mark.parametrize(
+    ("schema", "instance", "expected"),
+    [
+        ({"type": "integer", "minimum": 1}, 0,
+         {"type": "greater_than_equal", "loc": ["q"], "msg": "Input should be greater than or equal to 1",
+          "input": 0, "ctx": {"ge": 1}}),
+        ({"type": "string", "maxLength": 2}, "abc",
+         {"type": "string_too_long", "loc": ["q"], "msg": "String should have at most 2 characters",
+          "input": "abc", "ctx": {"max_length": 2}}),
+        ({"type": "array", "minItems": 1}, [],
+         {"type": "too_short", "loc": ["q"], "msg": "List should have at least 1 item after validation, not 0",
+          "input": [], "ctx": {"field_type": "List", "min_length": 1, "actual_length": 0}}),
+        ({"enum": ["a", "b", "c"]}, "z",
+         {"type": "enum", "loc": ["q"], "msg": "Input should be 'a', 'b' or 'c'", "input": "z",
+          "ctx": {"expected": "'a', 'b' or 'c'"}}),
+        ({"type": "integer"}, "x",
+         {"type": "int_parsing", "loc": ["q"],
+          "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "x"}),
+        ({"type": "boolean"}, "x",
+         {"type": "bool_parsing", "loc": ["q"], "msg": "Input should be a valid boolean, unable to interpret input",
+          "input": "x"}),
+    ],
+)
+def test_errors_take_fastapi_shape(schema, instance, expected):
+    assert openapi31.validation_errors(schema, instance, ["q"]) == [expected]
+
+
+def test_compiled_validators_are_reused_per_schema_object():
+    schema = {"type": "string"}
+    assert openapi31.compiled(schema) is openapi31.compiled(schema)
+    assert openapi31.compiled({"type": "string"}) is not openapi31.compiled(schema)

@@ -1,0 +1,109 @@
+"""Store functions against a real database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, text
+
+from persistence import store
+from persistence.database import open_database
+from persistence.models import SchemaVersion
+from settings import DatabaseSettings
+
+
+@pytest.fixture
+def database(db_url):
+    """An opened database with agno's tables created."""
+    database = open_database("main", DatabaseSettings(db_url))
+    database.create_missing_tables()
+    yield database
+    database.dispose()
+
+
+def add(database, session_id, **columns):
+    defaults = {"session_type": "agent", "created_at": 100, "updated_at": 100}
+    with database.unit_of_work() as db:
+        store.insert_session(db, database.models, session_id=session_id, **{**defaults, **columns})
+
+
+def add_run(database, session_id, run_id, index, **run_data):
+    with database.unit_of_work() as db:
+        db.add(database.models.Run(run_id=run_id, session_id=session_id, run_type="agent", run_index=index,
+                                   run_data={"run_id": run_id, **run_data}, created_at=100))
+
+
+def test_missing_tables_are_created_once_and_recorded_like_agno(database):
+    with database.unit_of_work() as db:
+        assert store.create_missing_tables(db, database.models) == []
+        versions = {v.table_name: v.version for v in db.query(SchemaVersion)}
+    assert versions == {"agno_sessions": "3.0.0", "agno_runs": "3.0.0"}
+    indexes = {i["name"] for i in inspect(database.engine).get_indexes("agno_runs")}
+    assert "idx_agno_runs_session_id_run_index" in indexes
+
+
+def test_list_sessions_sorts_with_session_id_tie_breaker(database):
+    for sid in ("b", "a", "c"):
+        add(database, sid)
+    with database.unit_of_work() as db:
+        rows, total = store.list_sessions(db, database.models, sort_by="created_at", sort_order="asc")
+        assert ([r.session_id for r in rows], total) == (["a", "b", "c"], 3)
+        rows, _ = store.list_sessions(db, database.models, sort_by="created_at", sort_order="desc", limit=2)
+        assert [r.session_id for r in rows] == ["c", "b"]
+
+
+def test_list_sessions_sorts_by_updated_at_falling_back_to_created_at(database):
+    add(database, "old", created_at=10, updated_at=None)
+    add(database, "new", created_at=5, updated_at=50)
+    with database.unit_of_work() as db:
+        rows, _ = store.list_sessions(db, database.models, sort_by="updated_at", sort_order="desc")
+    assert [r.session_id for r in rows] == ["new", "old"]
+
+
+def test_name_search_matches_the_name_only(database):
+    add(database, "named", session_data={"session_name": "Ünïcode Trip"})
+    add(database, "stateful", session_data={"session_state": {"x": "trip"}})
+    with database.unit_of_work() as db:
+        rows, total = store.list_sessions(db, database.models, session_name="üNÏCODE")
+        assert ([r.session_id for r in rows], total) == (["named"], 1)
+        rows, total = store.list_sessions(db, database.models, session_name="trip")
+        assert ([r.session_id for r in rows], total) == (["named"], 1)
+
+
+def test_runs_come_in_run_index_order_and_iter_runs_stops_early(database):
+    add(database, "s")
+    for index in (2, 0, 1, 3, 4, 5):
+        add_run(database, "s", f"r{index}", index)
+    with database.unit_of_work() as db:
+        assert [r["run_id"] for r in store.get_runs(db, database.models, "s")] == [f"r{i}" for i in range(6)]
+        runs = store.iter_runs(db, database.models, "s", batch=2)
+        assert [next(runs)["run_id"], next(runs)["run_id"], next(runs)["run_id"]] == ["r0", "r1", "r2"]
+
+
+def test_delete_sessions_removes_runs_and_respects_owner(database):
+    add(database, "mine", user_id="u")
+    add(database, "theirs", user_id="v")
+    add_run(database, "mine", "r", 0)
+    with database.unit_of_work() as db:
+        assert store.delete_sessions(db, database.models, ["mine", "theirs", "absent"], user_id="u") == 1
+    with database.unit_of_work() as db:
+        assert store.get_session(db, database.models, "mine") is None
+        assert store.get_session(db, database.models, "theirs") is not None
+        assert db.execute(text("SELECT count(*) FROM agno_runs")).scalar() == 0
+
+
+def test_json_columns_are_written_as_agno_writes_them(database):
+    add(database, "s", session_data={"session_name": "Café"}, metadata_=None)
+    with database.engine.connect() as connection:
+        raw = connection.execute(text("SELECT session_data, metadata, team_data FROM agno_sessions")).one()
+    assert tuple(raw) == ('{"session_name": "Caf\\u00e9"}', "null", None)
+
+
+def test_update_session_only_touches_given_fields(database):
+    add(database, "s", session_data={"session_name": "A", "session_state": {"x": 1}}, metadata_={"m": 1})
+    with database.unit_of_work() as db:
+        row = store.get_session(db, database.models, "s")
+        store.update_session(db, database.models, row, session_state={"y": 2})
+    with database.unit_of_work() as db:
+        row = store.get_session(db, database.models, "s")
+        assert (row.session_data, row.metadata_) == ({"session_name": "A", "session_state": {"y": 2}}, {"m": 1})
+        assert row.updated_at > 100
