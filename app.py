@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 import connexion
 from connexion.exceptions import UnsupportedMediaTypeProblem
 from connexion.jsonifier import Jsonifier
+from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 
@@ -37,12 +39,42 @@ class CompactJson(Jsonifier):
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
+class UnroutablePathGuard:
+    """Answer 404 for paths with control characters before they reach routing.
+
+    Connexion's router mounts the API on ``^/(?P<path>.*)$``, whose ``.`` stops at a newline:
+    such a path would bypass routing and validation and reach the WSGI app without its
+    operation. No path of the contract can carry control characters, so none is routed.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and _CONTROL_CHARACTERS.search(scope.get("path", "")):
+            body = b'{"detail":"Not Found"}'
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 404,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     """Build the server for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
     openapi31.enable()
     document = openapi31.load_document(SPEC_PATH)
     app = connexion.FlaskApp(__name__, lifespan=_lifespan(settings), jsonifier=CompactJson())
+    app.add_middleware(UnroutablePathGuard, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_api(
         document,
         validator_map=openapi31.VALIDATOR_MAP,
@@ -52,7 +84,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     app.add_error_handler(errors.ApiError, errors.api_error)
     app.add_error_handler(openapi31.RequestValidationFailed, errors.request_validation_failed)
     app.add_error_handler(UnsupportedMediaTypeProblem, errors.unsupported_media_type)
-    app.add_error_handler(HTTPException, errors.http_error)
+    app.add_error_handler(HTTPException, errors.http_error_handler(document))
     app.add_error_handler(Exception, errors.internal_error)
     return app
 

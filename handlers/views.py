@@ -148,9 +148,7 @@ def session_list_item(row, name: str) -> dict[str, Any]:
             "session_summary": row.summary,
             "metrics": metrics,
             "total_tokens": metrics.get("total_tokens") if isinstance(metrics, dict) else None,
-            "metadata": _agent_metadata(row.metadata_, row.agent_data)
-            if session_type == "agent"
-            else row.metadata_,
+            "metadata": _agent_metadata(row.metadata_, row.agent_data) if session_type == "agent" else row.metadata_,
         }
     )
 

@@ -76,8 +76,7 @@ class RunColumns:
     @declared_attr.directive
     def __table_args__(cls):
         name = cls.__tablename__
-        indexed = ("agent_id", "created_at", "run_type", "session_id", "status", "team_id",
-                   "user_id", "workflow_id")
+        indexed = ("agent_id", "created_at", "run_type", "session_id", "status", "team_id", "user_id", "workflow_id")
         return (
             *(Index(f"idx_{name}_{column}", column) for column in indexed),
             Index(f"idx_{name}_session_id_run_index", "session_id", "run_index"),
@@ -103,9 +102,7 @@ def models_for(session_table: str, runs_table: str) -> Models:
     class Base(DeclarativeBase):
         pass
 
-    session_model = type(
-        "AgnoSession", (SessionColumns, Base), {"__tablename__": session_table}
-    )
+    session_model = type("AgnoSession", (SessionColumns, Base), {"__tablename__": session_table})
     run_model = type(
         "AgnoRun",
         (RunColumns, Base),

@@ -16,14 +16,13 @@ from sqlalchemy.orm import Session
 
 from persistence.models import AGNO_TABLE_VERSION, Models, SchemaVersion, SessionColumns
 
+
 def now() -> int:
     """Unix time in seconds, agno's timestamp unit."""
     return int(time.time())
 
 
-def get_session(
-    db: Session, m: Models, session_id: str, *, user_id: str | None = None
-) -> SessionColumns | None:
+def get_session(db: Session, m: Models, session_id: str, *, user_id: str | None = None) -> SessionColumns | None:
     """One session row, or None if it does not exist (or is not ``user_id``'s)."""
     stmt = select(m.Session).where(m.Session.session_id == session_id)
     if user_id is not None:
@@ -84,9 +83,7 @@ def list_sessions(
     if component_id is not None:
         component_column = {"agent": S.agent_id, "team": S.team_id, "workflow": S.workflow_id}
         if session_type is None:
-            stmt = stmt.where(
-                or_(S.agent_id == component_id, S.team_id == component_id, S.workflow_id == component_id)
-            )
+            stmt = stmt.where(or_(S.agent_id == component_id, S.team_id == component_id, S.workflow_id == component_id))
         else:
             stmt = stmt.where(component_column[session_type] == component_id)
     if session_type is not None:
@@ -206,4 +203,3 @@ def create_missing_tables(db: Session, m: Models) -> list[str]:
             db.add(SchemaVersion(table_name=name, version=AGNO_TABLE_VERSION, created_at=stamp, updated_at=stamp))
     db.flush()
     return created
-

@@ -15,7 +15,9 @@ def iso(seconds: int) -> str:
 def stored_session(database, session_id: str):
     """The stored row of a session, read straight from the database (or None)."""
     with database.unit_of_work() as db:
-        return db.scalars(select(database.models.Session).where(database.models.Session.session_id == session_id)).one_or_none()
+        return db.scalars(
+            select(database.models.Session).where(database.models.Session.session_id == session_id)
+        ).one_or_none()
 
 
 def stored_runs(database, session_id: str) -> list:
@@ -23,14 +25,34 @@ def stored_runs(database, session_id: str) -> list:
         return list(db.scalars(select(database.models.Run).where(database.models.Run.session_id == session_id)))
 
 
-def add_run(database, session_id: str, run_id: str, index: int, *, created_at: int, run_type: str = "agent",
-            status: str = "COMPLETED", **run_data) -> None:
+def add_run(
+    database,
+    session_id: str,
+    run_id: str,
+    index: int,
+    *,
+    created_at: int,
+    run_type: str = "agent",
+    status: str = "COMPLETED",
+    **run_data,
+) -> None:
     """Store a run the way agno does (its row in the runs table, run_data holding the whole run)."""
     data = {"run_id": run_id, "session_id": session_id, "created_at": created_at, "status": status, **run_data}
     with database.unit_of_work() as db:
-        db.add(database.models.Run(
-            run_id=run_id, session_id=session_id, run_type=run_type, agent_id=data.get("agent_id"),
-            team_id=data.get("team_id"), workflow_id=data.get("workflow_id"), user_id=data.get("user_id"),
-            parent_run_id=data.get("parent_run_id"), status=status, run_index=index, run_data=data,
-            created_at=created_at, updated_at=created_at,
-        ))
+        db.add(
+            database.models.Run(
+                run_id=run_id,
+                session_id=session_id,
+                run_type=run_type,
+                agent_id=data.get("agent_id"),
+                team_id=data.get("team_id"),
+                workflow_id=data.get("workflow_id"),
+                user_id=data.get("user_id"),
+                parent_run_id=data.get("parent_run_id"),
+                status=status,
+                run_index=index,
+                run_data=data,
+                created_at=created_at,
+                updated_at=created_at,
+            )
+        )

@@ -6,10 +6,22 @@ import pytest
 
 from tests.api.helpers import add_run, iso, stored_runs, stored_session
 
-USER_MESSAGE = {"id": "m1", "content": "What tools do you have?", "from_history": False,
-                "stop_after_tool_call": False, "role": "user", "created_at": 1757088139}
-ASSISTANT_MESSAGE = {"id": "m2", "content": "None.", "from_history": False, "stop_after_tool_call": False,
-                     "role": "assistant", "created_at": 1757088140}
+USER_MESSAGE = {
+    "id": "m1",
+    "content": "What tools do you have?",
+    "from_history": False,
+    "stop_after_tool_call": False,
+    "role": "user",
+    "created_at": 1757088139,
+}
+ASSISTANT_MESSAGE = {
+    "id": "m2",
+    "content": "None.",
+    "from_history": False,
+    "stop_after_tool_call": False,
+    "role": "assistant",
+    "created_at": 1757088140,
+}
 SYSTEM_MESSAGE = {"id": "m0", "content": "Be brief.", "role": "system", "created_at": 1757088139}
 
 
@@ -23,13 +35,30 @@ def create(client, body=None, **params):
 
 
 def test_create_session_with_everything_returns_201_and_stores_agno_row(client, database):
-    body = create(client, {"session_id": "s1", "session_name": "Trip", "session_state": {"city": "Paris"},
-                           "metadata": {"tier": "gold"}, "user_id": "alice", "agent_id": "agent-1"})
+    body = create(
+        client,
+        {
+            "session_id": "s1",
+            "session_name": "Trip",
+            "session_state": {"city": "Paris"},
+            "metadata": {"tier": "gold"},
+            "user_id": "alice",
+            "agent_id": "agent-1",
+        },
+    )
     row = stored_session(database, "s1")
     assert body == {
-        "user_id": "alice", "agent_session_id": "s1", "session_id": "s1", "session_name": "Trip",
-        "session_state": {"city": "Paris"}, "agent_id": "agent-1", "metrics": {}, "metadata": {"tier": "gold"},
-        "chat_history": [], "created_at": iso(row.created_at), "updated_at": iso(row.created_at),
+        "user_id": "alice",
+        "agent_session_id": "s1",
+        "session_id": "s1",
+        "session_name": "Trip",
+        "session_state": {"city": "Paris"},
+        "agent_id": "agent-1",
+        "metrics": {},
+        "metadata": {"tier": "gold"},
+        "chat_history": [],
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.created_at),
     }
     assert (row.session_type, row.agent_id, row.user_id) == ("agent", "agent-1", "alice")
     assert row.session_data == {"session_state": {"city": "Paris"}, "session_name": "Trip"}
@@ -42,8 +71,14 @@ def test_create_session_without_body_generates_id(client, database):
     assert response.status_code == 201
     body = response.json()
     row = stored_session(database, body["session_id"])
-    assert body == {"agent_session_id": row.session_id, "session_id": row.session_id, "session_name": "",
-                    "chat_history": [], "created_at": iso(row.created_at), "updated_at": iso(row.created_at)}
+    assert body == {
+        "agent_session_id": row.session_id,
+        "session_id": row.session_id,
+        "session_name": "",
+        "chat_history": [],
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.created_at),
+    }
     assert len(row.session_id) == 36
     assert row.session_data is None
 
@@ -55,29 +90,49 @@ def test_create_session_with_empty_session_id_generates_one(client):
 
 @pytest.mark.parametrize("session_type", ["team", "workflow"])
 def test_create_session_of_each_type(client, database, session_type):
-    body = create(client, {"session_id": "s", f"{session_type}_id": "c-1", "session_state": {"k": 1}},
-                  type=session_type)
+    body = create(
+        client, {"session_id": "s", f"{session_type}_id": "c-1", "session_state": {"k": 1}}, type=session_type
+    )
     row = stored_session(database, "s")
     stamp = iso(row.created_at)
     if session_type == "team":
-        assert body == {"session_id": "s", "session_name": "", "team_id": "c-1", "session_state": {"k": 1},
-                        "metrics": {}, "chat_history": [], "created_at": stamp, "updated_at": stamp}
+        assert body == {
+            "session_id": "s",
+            "session_name": "",
+            "team_id": "c-1",
+            "session_state": {"k": 1},
+            "metrics": {},
+            "chat_history": [],
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
     else:
-        assert body == {"workflow_id": "c-1", "session_id": "s", "session_name": "",
-                        "session_data": {"session_state": {"k": 1}}, "session_state": {"k": 1},
-                        "created_at": stamp, "updated_at": stamp}
+        assert body == {
+            "workflow_id": "c-1",
+            "session_id": "s",
+            "session_name": "",
+            "session_data": {"session_state": {"k": 1}},
+            "session_state": {"k": 1},
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
     assert (row.session_type, getattr(row, f"{session_type}_id")) == (session_type, "c-1")
 
 
 def test_create_with_existing_session_id_is_409_and_leaves_session_untouched(client, database):
     create(client, {"session_id": "dup", "session_name": "Original", "session_state": {"v": 1}})
     before = stored_session(database, "dup")
-    response = client.post("/sessions", json={"session_id": "dup", "session_name": "Overwrite"}, params={"type": "team"})
+    response = client.post(
+        "/sessions", json={"session_id": "dup", "session_name": "Overwrite"}, params={"type": "team"}
+    )
     assert response.status_code == 409
     assert response.json() == {"detail": "Session with id 'dup' already exists. Use PATCH /sessions/dup to update it."}
     after = stored_session(database, "dup")
     assert (after.session_type, after.session_data, after.updated_at) == (
-        "agent", before.session_data, before.updated_at)
+        "agent",
+        before.session_data,
+        before.updated_at,
+    )
 
 
 def test_create_strips_reserved_metadata_keys(client, database):
@@ -88,13 +143,39 @@ def test_create_strips_reserved_metadata_keys(client, database):
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        ({"session_name": 123},
-         [{"type": "string_type", "loc": ["body", "session_name"], "msg": "Input should be a valid string", "input": 123}]),
-        ({"session_state": [1]},
-         [{"type": "dict_type", "loc": ["body", "session_state"], "msg": "Input should be a valid dictionary",
-           "input": [1]}]),
-        ([], [{"type": "model_attributes_type", "loc": ["body"],
-               "msg": "Input should be a valid dictionary or object to extract fields from", "input": []}]),
+        (
+            {"session_name": 123},
+            [
+                {
+                    "type": "string_type",
+                    "loc": ["body", "session_name"],
+                    "msg": "Input should be a valid string",
+                    "input": 123,
+                }
+            ],
+        ),
+        (
+            {"session_state": [1]},
+            [
+                {
+                    "type": "dict_type",
+                    "loc": ["body", "session_state"],
+                    "msg": "Input should be a valid dictionary",
+                    "input": [1],
+                }
+            ],
+        ),
+        (
+            [],
+            [
+                {
+                    "type": "model_attributes_type",
+                    "loc": ["body"],
+                    "msg": "Input should be a valid dictionary or object to extract fields from",
+                    "input": [],
+                }
+            ],
+        ),
     ],
 )
 def test_create_with_invalid_body_is_422_in_fastapi_shape(client, database, body, detail):
@@ -108,16 +189,32 @@ def test_create_with_invalid_body_is_422_in_fastapi_shape(client, database, body
 def test_malformed_json_is_422_json_invalid(client):
     response = client.post("/sessions", content=b'{"session_id": ', headers={"content-type": "application/json"})
     assert response.status_code == 422
-    assert response.json() == {"detail": [{"type": "json_invalid", "loc": ["body", 15], "msg": "JSON decode error",
-                                           "input": {}, "ctx": {"error": "Expecting value"}}]}
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "json_invalid",
+                "loc": ["body", 15],
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": "Expecting value"},
+            }
+        ]
+    }
 
 
 def test_non_json_content_type_is_422_with_raw_body(client):
     response = client.post("/sessions", content=b"session_id=x", headers={"content-type": "text/plain"})
     assert response.status_code == 422
-    assert response.json() == {"detail": [{"type": "model_attributes_type", "loc": ["body"],
-                                           "msg": "Input should be a valid dictionary or object to extract fields from",
-                                           "input": "session_id=x"}]}
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "model_attributes_type",
+                "loc": ["body"],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "input": "session_id=x",
+            }
+        ]
+    }
 
 
 # --- list -------------------------------------------------------------------------------------
@@ -130,12 +227,21 @@ def test_list_sessions_pages_and_meta(client):
     assert response.status_code == 200
     body = response.json()
     assert [s["session_id"] for s in body["data"]] == ["s2", "s3"]
-    assert body["data"][0] == {"session_id": "s2", "session_name": "Session 2",
-                               "created_at": body["data"][0]["created_at"], "updated_at": body["data"][0]["created_at"],
-                               "session_type": "agent", "user_id": "u"}
+    assert body["data"][0] == {
+        "session_id": "s2",
+        "session_name": "Session 2",
+        "created_at": body["data"][0]["created_at"],
+        "updated_at": body["data"][0]["created_at"],
+        "session_type": "agent",
+        "user_id": "u",
+    }
     meta = body["meta"]
     assert {k: meta[k] for k in ("page", "limit", "total_pages", "total_count")} == {
-        "page": 2, "limit": 2, "total_pages": 3, "total_count": 5}
+        "page": 2,
+        "limit": 2,
+        "total_pages": 3,
+        "total_count": 5,
+    }
     assert meta["search_time_ms"] > 0
 
 
@@ -171,8 +277,15 @@ def test_session_name_search_is_case_insensitive_unicode_and_name_only(client):
 
 def test_list_derives_unset_names_from_first_user_message(client, database):
     create(client, {"session_id": "n"})
-    add_run(database, "n", "r1", 0, created_at=1757088139, agent_id="a",
-            messages=[SYSTEM_MESSAGE, USER_MESSAGE, ASSISTANT_MESSAGE])
+    add_run(
+        database,
+        "n",
+        "r1",
+        0,
+        created_at=1757088139,
+        agent_id="a",
+        messages=[SYSTEM_MESSAGE, USER_MESSAGE, ASSISTANT_MESSAGE],
+    )
     data = client.get("/sessions").json()["data"]
     assert data[0]["session_name"] == "What tools do you have?"
 
@@ -180,17 +293,53 @@ def test_list_derives_unset_names_from_first_user_message(client, database):
 @pytest.mark.parametrize(
     ("params", "detail"),
     [
-        ({"limit": "0"}, [{"type": "greater_than_equal", "loc": ["query", "limit"],
-                           "msg": "Input should be greater than or equal to 1", "input": "0", "ctx": {"ge": 1}}]),
-        ({"limit": "abc"}, [{"type": "int_parsing", "loc": ["query", "limit"],
-                             "msg": "Input should be a valid integer, unable to parse string as an integer",
-                             "input": "abc"}]),
-        ({"sort_order": "ASC"}, [{"type": "enum", "loc": ["query", "sort_order"],
-                                  "msg": "Input should be 'asc' or 'desc'", "input": "ASC",
-                                  "ctx": {"expected": "'asc' or 'desc'"}}]),
-        ({"limit": "1001"}, [{"type": "less_than_equal", "loc": ["query", "limit"],
-                              "msg": "Input should be less than or equal to 1000", "input": "1001",
-                              "ctx": {"le": 1000}}]),
+        (
+            {"limit": "0"},
+            [
+                {
+                    "type": "greater_than_equal",
+                    "loc": ["query", "limit"],
+                    "msg": "Input should be greater than or equal to 1",
+                    "input": "0",
+                    "ctx": {"ge": 1},
+                }
+            ],
+        ),
+        (
+            {"limit": "abc"},
+            [
+                {
+                    "type": "int_parsing",
+                    "loc": ["query", "limit"],
+                    "msg": "Input should be a valid integer, unable to parse string as an integer",
+                    "input": "abc",
+                }
+            ],
+        ),
+        (
+            {"sort_order": "ASC"},
+            [
+                {
+                    "type": "enum",
+                    "loc": ["query", "sort_order"],
+                    "msg": "Input should be 'asc' or 'desc'",
+                    "input": "ASC",
+                    "ctx": {"expected": "'asc' or 'desc'"},
+                }
+            ],
+        ),
+        (
+            {"limit": "1001"},
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ["query", "limit"],
+                    "msg": "Input should be less than or equal to 1000",
+                    "input": "1001",
+                    "ctx": {"le": 1000},
+                }
+            ],
+        ),
     ],
 )
 def test_list_with_invalid_query_is_422(client, params, detail):
@@ -219,10 +368,29 @@ def test_page_zero_is_served_as_page_one(client):
 @pytest.fixture
 def session_with_runs(client, database):
     create(client, {"session_id": "s", "user_id": "alice", "agent_id": "a"})
-    add_run(database, "s", "r1", 0, created_at=1757088139, agent_id="a", user_id="alice", content="None.",
-            messages=[SYSTEM_MESSAGE, USER_MESSAGE, ASSISTANT_MESSAGE])
-    add_run(database, "s", "r2", 1, created_at=1757088149, agent_id="a", user_id="alice", status="ERROR",
-            content="x" * 300, input={"input_content": "Second?"})
+    add_run(
+        database,
+        "s",
+        "r1",
+        0,
+        created_at=1757088139,
+        agent_id="a",
+        user_id="alice",
+        content="None.",
+        messages=[SYSTEM_MESSAGE, USER_MESSAGE, ASSISTANT_MESSAGE],
+    )
+    add_run(
+        database,
+        "s",
+        "r2",
+        1,
+        created_at=1757088149,
+        agent_id="a",
+        user_id="alice",
+        status="ERROR",
+        content="x" * 300,
+        input={"input_content": "Second?"},
+    )
     return "s"
 
 
@@ -231,9 +399,14 @@ def test_get_session_returns_chat_history_and_derived_name(client, database, ses
     response = client.get("/sessions/s")
     assert response.status_code == 200
     assert response.json() == {
-        "user_id": "alice", "agent_session_id": "s", "session_id": "s", "session_name": "What tools do you have?",
-        "agent_id": "a", "chat_history": [USER_MESSAGE, ASSISTANT_MESSAGE],
-        "created_at": iso(row.created_at), "updated_at": iso(row.updated_at),
+        "user_id": "alice",
+        "agent_session_id": "s",
+        "session_id": "s",
+        "session_name": "What tools do you have?",
+        "agent_id": "a",
+        "chat_history": [USER_MESSAGE, ASSISTANT_MESSAGE],
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
     }
 
 
@@ -265,11 +438,25 @@ def test_get_session_runs_filters_and_shapes(client, session_with_runs):
     runs = client.get("/sessions/s/runs").json()
     assert [r["run_id"] for r in runs] == ["r1", "r2"]
     assert runs[0] == {
-        "run_id": "r1", "parent_run_id": "", "agent_id": "a", "user_id": "alice", "status": "COMPLETED",
-        "run_input": "What tools do you have?", "content": "None.", "run_response_format": "text",
-        "reasoning_content": "", "reasoning_steps": [], "metrics": {},
-        "messages": [SYSTEM_MESSAGE, USER_MESSAGE, ASSISTANT_MESSAGE], "created_at": iso(1757088139),
-        "references": [], "reasoning_messages": [], "images": [], "videos": [], "audio": [], "files": [],
+        "run_id": "r1",
+        "parent_run_id": "",
+        "agent_id": "a",
+        "user_id": "alice",
+        "status": "COMPLETED",
+        "run_input": "What tools do you have?",
+        "content": "None.",
+        "run_response_format": "text",
+        "reasoning_content": "",
+        "reasoning_steps": [],
+        "metrics": {},
+        "messages": [SYSTEM_MESSAGE, USER_MESSAGE, ASSISTANT_MESSAGE],
+        "created_at": iso(1757088139),
+        "references": [],
+        "reasoning_messages": [],
+        "images": [],
+        "videos": [],
+        "audio": [],
+        "files": [],
         "input_media": {"images": [], "videos": [], "audios": [], "files": []},
     }
     assert [r["run_id"] for r in client.get("/sessions/s/runs", params={"created_after": 1757088140}).json()] == ["r2"]
@@ -279,15 +466,24 @@ def test_get_session_runs_filters_and_shapes(client, session_with_runs):
 def test_invalid_run_status_is_400(client, session_with_runs):
     response = client.get("/sessions/s/runs", params={"status": "bogus"})
     assert response.status_code == 400
-    assert response.json() == {"detail": "Invalid status value(s) ['BOGUS']; expected one of ['CANCELLED', "
-                                         "'COMPLETED', 'ERROR', 'PAUSED', 'PENDING', 'REGENERATED', 'RUNNING']"}
+    assert response.json() == {
+        "detail": "Invalid status value(s) ['BOGUS']; expected one of ['CANCELLED', "
+        "'COMPLETED', 'ERROR', 'PAUSED', 'PENDING', 'REGENERATED', 'RUNNING']"
+    }
 
 
 def test_run_previews_truncate_to_280_characters(client, session_with_runs):
     previews = client.get("/sessions/s/run-previews").json()
-    assert previews[1] == {"run_id": "r2", "parent_run_id": "", "agent_id": "a", "user_id": "alice",
-                           "status": "ERROR", "run_input": "Second?", "content_preview": "x" * 280,
-                           "created_at": iso(1757088149)}
+    assert previews[1] == {
+        "run_id": "r2",
+        "parent_run_id": "",
+        "agent_id": "a",
+        "user_id": "alice",
+        "status": "ERROR",
+        "run_input": "Second?",
+        "content_preview": "x" * 280,
+        "created_at": iso(1757088149),
+    }
 
 
 def test_get_single_run_sends_nulls(client, session_with_runs):
@@ -312,9 +508,19 @@ def test_rename_session_sets_name_and_sends_nulls(client, database):
     row = stored_session(database, "s")
     assert response.status_code == 200
     assert response.json() == {
-        "user_id": "u", "agent_session_id": "s", "session_id": "s", "session_name": "Renamed",
-        "session_summary": None, "session_state": None, "agent_id": None, "total_tokens": None, "agent_data": None,
-        "metrics": {}, "metadata": None, "chat_history": [], "created_at": iso(row.created_at),
+        "user_id": "u",
+        "agent_session_id": "s",
+        "session_id": "s",
+        "session_name": "Renamed",
+        "session_summary": None,
+        "session_state": None,
+        "agent_id": None,
+        "total_tokens": None,
+        "agent_data": None,
+        "metrics": {},
+        "metadata": None,
+        "chat_history": [],
+        "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
     }
     assert row.session_data == {"session_name": "Renamed"}
@@ -324,8 +530,16 @@ def test_rename_requires_a_string_name(client):
     create(client, {"session_id": "s"})
     response = client.post("/sessions/s/rename", json={"session_name": None})
     assert response.status_code == 422
-    assert response.json() == {"detail": [{"type": "string_type", "loc": ["body", "session_name"],
-                                           "msg": "Input should be a valid string", "input": None}]}
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "string_type",
+                "loc": ["body", "session_name"],
+                "msg": "Input should be a valid string",
+                "input": None,
+            }
+        ]
+    }
 
 
 def test_rename_other_users_session_is_404_and_unchanged(client, database):
@@ -375,17 +589,30 @@ def test_delete_other_users_session_keeps_it(client, database):
     assert stored_session(database, "s") is not None
 
 
-def test_delete_with_media_is_503(client):
+def test_delete_with_media_is_refused_by_the_contract(client, database):
+    create(client, {"session_id": "s"})
     response = client.delete("/sessions/s", params={"delete_media": "true"})
-    assert response.status_code == 503
-    assert response.json() == {"detail": "Media storage is not configured on AgentOS"}
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "enum",
+                "loc": ["query", "delete_media"],
+                "msg": "Input should be False",
+                "input": "true",
+                "ctx": {"expected": "False"},
+            }
+        ]
+    }
+    assert stored_session(database, "s") is not None
 
 
 def test_bulk_delete(client, database):
     for sid in ("a", "b", "c"):
         create(client, {"session_id": sid})
-    response = client.request("DELETE", "/sessions", json={"session_ids": ["a", "b", "zz"],
-                                                           "session_types": ["agent", "agent", "team"]})
+    response = client.request(
+        "DELETE", "/sessions", json={"session_ids": ["a", "b", "zz"], "session_types": ["agent", "agent", "team"]}
+    )
     assert response.status_code == 204
     assert [stored_session(database, sid) is None for sid in ("a", "b", "c")] == [True, True, False]
 

@@ -42,13 +42,28 @@ def run_metrics(inp: int, out: int, model_id: str = "gpt-4o-mini") -> RunMetrics
         time_to_first_token=0.4,
         details={
             "model": [
-                ModelMetrics(id=model_id, provider="OpenAI", input_tokens=inp, output_tokens=out, total_tokens=inp + out)
+                ModelMetrics(
+                    id=model_id,
+                    provider="OpenAI",
+                    input_tokens=inp,
+                    output_tokens=out,
+                    total_tokens=inp + out,
+                )
             ]
         },
     )
 
 
-def agent_run(run_id, session_id, user_id, question, answer, created_at, agent_id="agent-research", status=None):
+def agent_run(
+    run_id,
+    session_id,
+    user_id,
+    question,
+    answer,
+    created_at,
+    agent_id="agent-research",
+    status=None,
+):
     return RunOutput(
         run_id=run_id,
         agent_id=agent_id,
@@ -60,7 +75,12 @@ def agent_run(run_id, session_id, user_id, question, answer, created_at, agent_i
         model="gpt-4o-mini",
         model_provider="OpenAI",
         messages=[
-            Message(id=f"{run_id}-m0", role="system", content="You are a helpful research agent.", created_at=created_at),
+            Message(
+                id=f"{run_id}-m0",
+                role="system",
+                content="You are a helpful research agent.",
+                created_at=created_at,
+            ),
             Message(id=f"{run_id}-m1", role="user", content=question, created_at=created_at),
             Message(id=f"{run_id}-m2", role="assistant", content=answer, created_at=created_at + 1),
         ],
@@ -87,7 +107,9 @@ def seed_agno(db: SqliteDb) -> None:
         },
         metadata={"source": "seed", "tier": "gold"},
         summary=SessionSummary(
-            summary="User asked about capitals.", topics=["geography"], updated_at=datetime(2025, 6, 15, 12, 0, 0)
+            summary="User asked about capitals.",
+            topics=["geography"],
+            updated_at=datetime(2025, 6, 15, 12, 0, 0),
         ),
         created_at=T0,
         runs=[r1, r2],
@@ -114,9 +136,21 @@ def seed_agno(db: SqliteDb) -> None:
         db.upsert_run(run=run, session_id=s2.session_id, user_id=s2.user_id, run_index=i)
 
     # sess-team-1 (alice): named; member run (index 0, parent_run_id) + team run (index 1).
-    team_run = team_run_output("run-t1-0", "sess-team-1", "Write a haiku about the sea", "Waves fold into foam / ...", T0 + 210)
+    team_run = team_run_output(
+        "run-t1-0",
+        "sess-team-1",
+        "Write a haiku about the sea",
+        "Waves fold into foam / ...",
+        T0 + 210,
+    )
     member_run = agent_run(
-        "run-t1-0-member", "sess-team-1", "alice", "Draft a haiku", "Waves fold into foam", T0 + 211, agent_id="agent-poet"
+        "run-t1-0-member",
+        "sess-team-1",
+        "alice",
+        "Draft a haiku",
+        "Waves fold into foam",
+        T0 + 211,
+        agent_id="agent-poet",
     )
     member_run.parent_run_id = "run-t1-0"
     team_run.member_responses = [member_run]
@@ -138,7 +172,13 @@ def seed_agno(db: SqliteDb) -> None:
     # sess-team-2 (carol): no name; the member run comes first, so the name must skip it.
     team_run2 = team_run_output("run-t2-0", "sess-team-2", "Plan a trip to Rome", "Day 1: Colosseum", T0 + 410)
     member_run2 = agent_run(
-        "run-t2-0-member", "sess-team-2", "carol", "Find hotels", "Hotel list", T0 + 411, agent_id="agent-scout"
+        "run-t2-0-member",
+        "sess-team-2",
+        "carol",
+        "Find hotels",
+        "Hotel list",
+        T0 + 411,
+        agent_id="agent-scout",
     )
     member_run2.parent_run_id = "run-t2-0"
     s5 = TeamSession(
@@ -279,3 +319,18 @@ def serve(db_file: Path):
 def client(db_file: Path):
     with serve(db_file) as c:
         yield c
+
+
+@pytest.fixture
+def h():
+    """The helpers above, for the test module (conftest is not importable as a module)."""
+    import types
+
+    return types.SimpleNamespace(
+        T0=T0,
+        agent_run=agent_run,
+        query=query,
+        schema_dump=schema_dump,
+        seed_agno=seed_agno,
+        serve=serve,
+    )

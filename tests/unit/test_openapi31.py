@@ -76,8 +76,9 @@ def test_a_31_document_loads_and_routes(echo_client):
 def test_const_is_enforced_on_requests(echo_client):
     response = echo_client.post("/echo", json={"kind": "other"})
     assert response.status_code == 422
-    assert response.json() == {"detail": [{"type": "value_error", "loc": ["body", "kind"],
-                                           "msg": '"echo" was expected', "input": "other"}]}
+    assert response.json() == {
+        "detail": [{"type": "value_error", "loc": ["body", "kind"], "msg": '"echo" was expected', "input": "other"}]
+    }
 
 
 def test_numeric_exclusive_minimum_is_enforced_on_parameters(echo_client):
@@ -88,8 +89,11 @@ def test_numeric_exclusive_minimum_is_enforced_on_parameters(echo_client):
 
 def test_type_arrays_with_null_report_the_non_null_type(echo_client):
     response = echo_client.post("/echo", json={"kind": "echo", "note": 5})
-    assert response.json() == {"detail": [{"type": "string_type", "loc": ["body", "note"],
-                                           "msg": "Input should be a valid string", "input": 5}]}
+    assert response.json() == {
+        "detail": [
+            {"type": "string_type", "loc": ["body", "note"], "msg": "Input should be a valid string", "input": 5}
+        ]
+    }
 
 
 def test_responses_are_validated_with_2020_12(echo_client):
@@ -122,24 +126,70 @@ def test_the_project_contract_is_a_valid_31_document():
 @pytest.mark.parametrize(
     ("schema", "instance", "expected"),
     [
-        ({"type": "integer", "minimum": 1}, 0,
-         {"type": "greater_than_equal", "loc": ["q"], "msg": "Input should be greater than or equal to 1",
-          "input": 0, "ctx": {"ge": 1}}),
-        ({"type": "string", "maxLength": 2}, "abc",
-         {"type": "string_too_long", "loc": ["q"], "msg": "String should have at most 2 characters",
-          "input": "abc", "ctx": {"max_length": 2}}),
-        ({"type": "array", "minItems": 1}, [],
-         {"type": "too_short", "loc": ["q"], "msg": "List should have at least 1 item after validation, not 0",
-          "input": [], "ctx": {"field_type": "List", "min_length": 1, "actual_length": 0}}),
-        ({"enum": ["a", "b", "c"]}, "z",
-         {"type": "enum", "loc": ["q"], "msg": "Input should be 'a', 'b' or 'c'", "input": "z",
-          "ctx": {"expected": "'a', 'b' or 'c'"}}),
-        ({"type": "integer"}, "x",
-         {"type": "int_parsing", "loc": ["q"],
-          "msg": "Input should be a valid integer, unable to parse string as an integer", "input": "x"}),
-        ({"type": "boolean"}, "x",
-         {"type": "bool_parsing", "loc": ["q"], "msg": "Input should be a valid boolean, unable to interpret input",
-          "input": "x"}),
+        (
+            {"type": "integer", "minimum": 1},
+            0,
+            {
+                "type": "greater_than_equal",
+                "loc": ["q"],
+                "msg": "Input should be greater than or equal to 1",
+                "input": 0,
+                "ctx": {"ge": 1},
+            },
+        ),
+        (
+            {"type": "string", "maxLength": 2},
+            "abc",
+            {
+                "type": "string_too_long",
+                "loc": ["q"],
+                "msg": "String should have at most 2 characters",
+                "input": "abc",
+                "ctx": {"max_length": 2},
+            },
+        ),
+        (
+            {"type": "array", "minItems": 1},
+            [],
+            {
+                "type": "too_short",
+                "loc": ["q"],
+                "msg": "List should have at least 1 item after validation, not 0",
+                "input": [],
+                "ctx": {"field_type": "List", "min_length": 1, "actual_length": 0},
+            },
+        ),
+        (
+            {"enum": ["a", "b", "c"]},
+            "z",
+            {
+                "type": "enum",
+                "loc": ["q"],
+                "msg": "Input should be 'a', 'b' or 'c'",
+                "input": "z",
+                "ctx": {"expected": "'a', 'b' or 'c'"},
+            },
+        ),
+        (
+            {"type": "integer"},
+            "x",
+            {
+                "type": "int_parsing",
+                "loc": ["q"],
+                "msg": "Input should be a valid integer, unable to parse string as an integer",
+                "input": "x",
+            },
+        ),
+        (
+            {"type": "boolean"},
+            "x",
+            {
+                "type": "bool_parsing",
+                "loc": ["q"],
+                "msg": "Input should be a valid boolean, unable to interpret input",
+                "input": "x",
+            },
+        ),
     ],
 )
 def test_errors_take_fastapi_shape(schema, instance, expected):

@@ -14,19 +14,26 @@ def test_default_is_sqlite_file_in_working_directory_with_agnos_db_id():
 
 
 def test_single_database_from_env():
-    settings = Settings.from_env({
-        "AGENTOS_SESSIONS_DATABASE_URL": "sqlite:///x.db", "AGENTOS_SESSIONS_DB_ID": "main",
-        "AGENTOS_SESSIONS_SESSION_TABLE": "my_sessions", "AGENTOS_SESSIONS_VALIDATE_RESPONSES": "false",
-    })
+    settings = Settings.from_env(
+        {
+            "AGENTOS_SESSIONS_DATABASE_URL": "sqlite:///x.db",
+            "AGENTOS_SESSIONS_DB_ID": "main",
+            "AGENTOS_SESSIONS_SESSION_TABLE": "my_sessions",
+            "AGENTOS_SESSIONS_VALIDATE_RESPONSES": "false",
+        }
+    )
     assert dict(settings.databases) == {"main": DatabaseSettings("sqlite:///x.db", "my_sessions", "my_sessions_runs")}
     assert settings.validate_responses is False
 
 
 def test_several_databases_from_json():
-    settings = Settings.from_env({"AGENTOS_SESSIONS_DATABASES":
-                                  '{"a": "sqlite:///a.db", "b": {"url": "sqlite:///b.db", "session_table": "s"}}'})
-    assert dict(settings.databases) == {"a": DatabaseSettings("sqlite:///a.db"),
-                                        "b": DatabaseSettings("sqlite:///b.db", "s", "s_runs")}
+    settings = Settings.from_env(
+        {"AGENTOS_SESSIONS_DATABASES": '{"a": "sqlite:///a.db", "b": {"url": "sqlite:///b.db", "session_table": "s"}}'}
+    )
+    assert dict(settings.databases) == {
+        "a": DatabaseSettings("sqlite:///a.db"),
+        "b": DatabaseSettings("sqlite:///b.db", "s", "s_runs"),
+    }
 
 
 @pytest.mark.parametrize(

@@ -28,8 +28,16 @@ def add(database, session_id, **columns):
 
 def add_run(database, session_id, run_id, index, **run_data):
     with database.unit_of_work() as db:
-        db.add(database.models.Run(run_id=run_id, session_id=session_id, run_type="agent", run_index=index,
-                                   run_data={"run_id": run_id, **run_data}, created_at=100))
+        db.add(
+            database.models.Run(
+                run_id=run_id,
+                session_id=session_id,
+                run_type="agent",
+                run_index=index,
+                run_data={"run_id": run_id, **run_data},
+                created_at=100,
+            )
+        )
 
 
 def test_missing_tables_are_created_once_and_recorded_like_agno(database):
