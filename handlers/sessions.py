@@ -97,6 +97,7 @@ def create_session(*, body=None, type="agent", db_id=None):
         session_data["session_state"] = body["session_state"]
     if body.get("session_name") is not None:
         session_data["session_name"] = body["session_name"]
+    metadata = views.strip_reserved_metadata(body.get("metadata"))
     created_at = store.now()
     columns = {
         "session_id": session_id,
@@ -105,11 +106,14 @@ def create_session(*, body=None, type="agent", db_id=None):
         "user_id": body.get("user_id"),
         "session_data": session_data or None,
         f"{type}_data": None,
-        "metadata_": views.strip_reserved_metadata(body.get("metadata")),
+        "metadata_": metadata,
         "summary": None,
         "created_at": created_at,
         "updated_at": created_at,
     }
+    if type == "workflow":
+        # What agno's WorkflowSession stores: {} where agent and team sessions store null.
+        columns.update(session_data=session_data, workflow_data={}, metadata_=metadata or {})
     try:
         with database.unit_of_work() as db:
             if body.get("session_id") is not None and store.session_id_taken(db, database.models, session_id):

@@ -199,20 +199,26 @@ def session_detail(row, runs: list[dict[str, Any]], session_type: str, *, omit_n
             "total_tokens": total_tokens,
         }
     else:
+        # agno's WorkflowSession turns missing session_data, workflow_data and metadata into {}, and
+        # never stores workflow_name, so AgentOS always reports it as null.
         body = {
             "user_id": row.user_id,
             "workflow_id": row.workflow_id,
-            "workflow_name": (row.workflow_data or {}).get("name") if isinstance(row.workflow_data, dict) else None,
+            "workflow_name": None,
             "session_id": row.session_id,
             "session_name": name,
-            "session_data": row.session_data,
+            "session_data": _or_empty(row.session_data),
             "session_state": state,
-            "workflow_data": row.workflow_data,
-            "metadata": row.metadata_,
+            "workflow_data": _or_empty(row.workflow_data),
+            "metadata": _or_empty(row.metadata_),
             "created_at": created_at,
             "updated_at": updated_at,
         }
     return without_nulls(body) if omit_nulls else body
+
+
+def _or_empty(value: Any) -> Any:
+    return {} if value is None else value
 
 
 # --- runs -----------------------------------------------------------------------------------
