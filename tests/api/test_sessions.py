@@ -113,6 +113,8 @@ def test_create_session_of_each_type(client, database, session_type):
             "session_name": "",
             "session_data": {"session_state": {"k": 1}},
             "session_state": {"k": 1},
+            "workflow_data": {},
+            "metadata": {},
             "created_at": stamp,
             "updated_at": stamp,
         }
