@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+import openapi31
+from app import SPEC_PATH
 from tests.api.helpers import add_run, iso, stored_runs, stored_session
 
 USER_MESSAGE = {
@@ -465,12 +467,21 @@ def test_get_session_runs_filters_and_shapes(client, session_with_runs):
     assert [r["run_id"] for r in client.get("/sessions/s/runs", params={"status": "error"}).json()] == ["r2"]
 
 
-def test_invalid_run_status_is_400(client, session_with_runs):
-    response = client.get("/sessions/s/runs", params={"status": "bogus"})
-    assert response.status_code == 400
+def test_unknown_run_status_is_422(client, session_with_runs):
+    document = openapi31.load_document(SPEC_PATH)
+    pattern = document["components"]["parameters"]["RunStatus"]["schema"]["items"]["pattern"]
+    response = client.get("/sessions/s/runs", params={"status": ["error", "bogus"]})
+    assert response.status_code == 422
     assert response.json() == {
-        "detail": "Invalid status value(s) ['BOGUS']; expected one of ['CANCELLED', "
-        "'COMPLETED', 'ERROR', 'PAUSED', 'PENDING', 'REGENERATED', 'RUNNING']"
+        "detail": [
+            {
+                "type": "string_pattern_mismatch",
+                "loc": ["query", "status", 1],
+                "msg": f"String should match pattern '{pattern}'",
+                "input": "bogus",
+                "ctx": {"pattern": pattern},
+            }
+        ]
     }
 
 
