@@ -78,7 +78,7 @@ def get_sessions(
 def _list_name(db, database: Database, row) -> str:
     """The stored name, or one derived from the first runs only (never the whole history)."""
     name = views.stored_name(row.session_data)
-    if name:
+    if name is not None:
         return name
     return views.derived_name(
         views.session_type_of(row), row.workflow_data, store.iter_runs(db, database.models, row.session_id)

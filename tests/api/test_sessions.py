@@ -659,3 +659,10 @@ def test_unknown_route_and_method(client):
 def test_spec_and_docs_are_served(client):
     assert client.get("/openapi.json").json()["openapi"] == "3.1.0"
     assert client.get("/docs/").status_code == 200
+
+
+def test_an_empty_stored_name_is_kept_not_derived(client, database):
+    create(client, {"session_id": "blank", "session_name": ""})
+    add_run(database, "blank", "r1", 0, created_at=1757088139, agent_id="a", messages=[USER_MESSAGE])
+    assert client.get("/sessions").json()["data"][0]["session_name"] == ""
+    assert client.get("/sessions/blank").json()["session_name"] == ""
