@@ -1,7 +1,7 @@
 """Shared fixtures for the agno interop tests: one SQLite file, agno's SqliteDb and our app on it.
 
-These tests need agno==3.1.10 (the ``interop`` extra); they are collected only in the interop
-tox env, which installs it. The seed below writes sessions and runs exactly the way agno 3.1.10
+These tests need agno==3.1.10 (the ``interop`` extra, a test dependency only); the default tox
+env installs it. The seed below writes sessions and runs exactly the way agno 3.1.10
 persists them: ``SqliteDb.upsert_session(session)`` for the session row (which no longer writes
 runs), then ``SqliteDb.upsert_run(run, session_id, user_id, run_index=i)`` for each run
 (agno/agents/base.py, agno/team/_storage.py). Every id and timestamp is fixed, so the expected
