@@ -225,6 +225,13 @@ def _errors(error: jsonschema_rs.ValidationError, prefix: list) -> Iterator[dict
         yield _entry("value_error", loc, error.message, value)
 
 
+def not_an_object(value: Any) -> dict[str, Any]:
+    """FastAPI's error entry for a body that is not a JSON object (``value`` as received)."""
+    return _entry(
+        "model_attributes_type", ["body"], "Input should be a valid dictionary or object to extract fields from", value
+    )
+
+
 def _is_null_branch(branch: list[jsonschema_rs.ValidationError]) -> bool:
     return any(type(e.kind).__name__ == "Type" and list(e.kind.types) == ["null"] for e in branch)
 
@@ -281,6 +288,9 @@ class JSONBody(AbstractRequestBodyValidator):
         raw = b"".join([chunk async for chunk in stream])
         if not raw.strip():
             return None
+        if not any(name == b"content-type" for name, _ in scope["headers"]):
+            # Without a Content-Type the body is not JSON, just text: FastAPI's answer, kept.
+            raise RequestValidationFailed([not_an_object(raw.decode(self._encoding, errors="replace"))])
         try:
             return json.loads(raw.decode(self._encoding))
         except UnicodeDecodeError as error:
@@ -298,16 +308,7 @@ class JSONBody(AbstractRequestBodyValidator):
                 raise RequestValidationFailed([_entry("missing", ["body"], "Field required", None)])
             return
         if self._schema.get("type") == "object" and not isinstance(body, dict):
-            raise RequestValidationFailed(
-                [
-                    _entry(
-                        "model_attributes_type",
-                        ["body"],
-                        "Input should be a valid dictionary or object to extract fields from",
-                        body,
-                    )
-                ]
-            )
+            raise RequestValidationFailed([not_an_object(body)])
         errors = validation_errors(self._schema, body, ["body"])
         if errors:
             raise RequestValidationFailed(errors)

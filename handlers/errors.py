@@ -8,7 +8,7 @@ import re
 
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
-from openapi31 import RequestValidationFailed
+from openapi31 import RequestValidationFailed, not_an_object
 
 logger = logging.getLogger(__name__)
 
@@ -56,19 +56,7 @@ def request_validation_failed(_request: ConnexionRequest, error: RequestValidati
 async def unsupported_media_type(request: ConnexionRequest, _error: Exception) -> ConnexionResponse:
     """A body that is not JSON is not an object: FastAPI's model_attributes_type, 422."""
     raw = (await request.body()).decode("utf-8", errors="replace")
-    return json_response(
-        422,
-        {
-            "detail": [
-                {
-                    "type": "model_attributes_type",
-                    "loc": ["body"],
-                    "msg": "Input should be a valid dictionary or object to extract fields from",
-                    "input": raw,
-                }
-            ]
-        },
-    )
+    return json_response(422, {"detail": [not_an_object(raw)]})
 
 
 def http_error_handler(document: dict):

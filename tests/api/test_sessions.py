@@ -666,3 +666,19 @@ def test_an_empty_stored_name_is_kept_not_derived(client, database):
     add_run(database, "blank", "r1", 0, created_at=1757088139, agent_id="a", messages=[USER_MESSAGE])
     assert client.get("/sessions").json()["data"][0]["session_name"] == ""
     assert client.get("/sessions/blank").json()["session_name"] == ""
+
+
+def test_json_body_without_content_type_is_422_with_raw_body(client, database):
+    response = client.post("/sessions", content=b'{"session_id": "x"}')
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "model_attributes_type",
+                "loc": ["body"],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "input": '{"session_id": "x"}',
+            }
+        ]
+    }
+    assert stored_session(database, "x") is None
