@@ -39,29 +39,30 @@ class CompactJson(Jsonifier):
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-class UnroutablePathGuard:
-    """Answer 404 for paths with control characters before they reach routing.
+class PathGuard:
+    """Fix up request paths before Connexion routes them.
 
-    Connexion's router mounts the API on ``^/(?P<path>.*)$``, whose ``.`` stops at a newline:
-    such a path would bypass routing and validation and reach the WSGI app without its
-    operation. No path of the contract can carry control characters, so none is routed.
+    * A path with control characters is a 404: Connexion mounts the API on ``^/(?P<path>.*)$``,
+      whose ``.`` stops at a newline, so such a path would bypass routing and validation and
+      reach the WSGI app without its operation. No path of the contract has one.
+    * A trailing slash on an API path is dropped (``/sessions/`` is ``/sessions``), as AgentOS
+      serves both. The Swagger UI keeps its ``/docs/``.
     """
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and _CONTROL_CHARACTERS.search(scope.get("path", "")):
-            body = b'{"detail":"Not Found"}'
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 404,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
+        if scope["type"] == "http":
+            path = scope.get("path", "")
+            if _CONTROL_CHARACTERS.search(path):
+                body = b'{"detail":"Not Found"}'
+                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": 404, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            if len(path) > 1 and path.endswith("/") and not path.startswith("/docs"):
+                scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": scope.get("raw_path", b"").rstrip(b"/")}
         await self.app(scope, receive, send)
 
 
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     openapi31.enable()
     document = openapi31.load_document(SPEC_PATH)
     app = connexion.FlaskApp(__name__, lifespan=_lifespan(settings), jsonifier=CompactJson())
-    app.add_middleware(UnroutablePathGuard, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(PathGuard, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_api(
         document,
         validator_map=openapi31.VALIDATOR_MAP,

@@ -237,11 +237,21 @@ def _is_null_branch(branch: list[jsonschema_rs.ValidationError]) -> bool:
 
 
 def validation_errors(schema: dict[str, Any], instance: Any, prefix: list) -> list[dict[str, Any]]:
-    """All FastAPI-style error entries for ``instance`` against ``schema``."""
+    """FastAPI-style error entries for ``instance`` against ``schema``.
+
+    Like pydantic, one error per value: a wrong type hides the other constraints of that value.
+    """
     validator = compiled(schema)
     if validator.is_valid(instance):
         return []
-    return [entry for error in validator.iter_errors(instance) for entry in _errors(error, prefix)]
+    first: dict[tuple, jsonschema_rs.ValidationError] = {}
+    for error in validator.iter_errors(instance):
+        path = tuple(error.instance_path)
+        if type(error.kind).__name__ == "Required":
+            path += (error.kind.property,)  # each missing field is its own value
+        if path not in first or (type(error.kind).__name__ == "Type" and type(first[path].kind).__name__ != "Type"):
+            first[path] = error
+    return [entry for error in first.values() for entry in _errors(error, prefix)]
 
 
 # --- Connexion validators --------------------------------------------------------------
@@ -278,16 +288,22 @@ class Parameters(ParameterValidator):
             raise RequestValidationFailed(errors)
 
 
-class JSONBody(AbstractRequestBodyValidator):
-    """Parses and validates JSON request bodies with JSON Schema 2020-12.
+_ABSENT: Any = object()
 
-    An absent body is ``None`` for an optional body and a ``missing`` error for a required one.
+
+class JSONBody(AbstractRequestBodyValidator):
+    """Parses and validates JSON request bodies with JSON Schema 2020-12, reporting as FastAPI does.
+
+    An absent body is accepted when the body is optional; a JSON ``null`` is a body that is not
+    an object. A body schema marked ``x-fastapi-embed`` is FastAPI's single embedded body
+    parameter (``Body(embed=True)``): whatever is wrong with the body, FastAPI reports that
+    parameter as missing.
     """
 
     async def _parse(self, stream, scope) -> Any:
         raw = b"".join([chunk async for chunk in stream])
         if not raw.strip():
-            return None
+            return _ABSENT
         if not any(name == b"content-type" for name, _ in scope["headers"]):
             # Without a Content-Type the body is not JSON, just text: FastAPI's answer, kept.
             raise RequestValidationFailed([not_an_object(raw.decode(self._encoding, errors="replace"))])
@@ -303,22 +319,34 @@ class JSONBody(AbstractRequestBodyValidator):
             ) from error
 
     def _validate(self, body: Any) -> None:
-        if body is None:
+        embedded = self._embedded_field()
+        if body is _ABSENT:
             if self._required:
-                raise RequestValidationFailed([_entry("missing", ["body"], "Field required", None)])
+                raise RequestValidationFailed([self._missing_body()])
             return
         if self._schema.get("type") == "object" and not isinstance(body, dict):
-            raise RequestValidationFailed([not_an_object(body)])
+            raise RequestValidationFailed([self._missing_body() if embedded else not_an_object(body)])
         errors = validation_errors(self._schema, body, ["body"])
+        if embedded:
+            for error in errors:
+                if error["type"] == "missing" and error["loc"] == ["body", embedded]:
+                    error["input"] = None
         if errors:
             raise RequestValidationFailed(errors)
+
+    def _embedded_field(self) -> str | None:
+        return next(iter(self._schema.get("required", [])), None) if self._schema.get("x-fastapi-embed") else None
+
+    def _missing_body(self) -> dict[str, Any]:
+        embedded = self._embedded_field()
+        return _entry("missing", ["body", embedded] if embedded else ["body"], "Field required", None)
 
     async def wrap_receive(self, receive, *, scope):
         try:
             return await super().wrap_receive(receive, scope=scope)
         except BadRequestProblem as problem:
             # Connexion answers an absent required body itself, before parsing.
-            raise RequestValidationFailed([_entry("missing", ["body"], "Field required", None)]) from problem
+            raise RequestValidationFailed([self._missing_body()]) from problem
 
 
 class JSONResponse(AbstractResponseBodyValidator):

@@ -241,6 +241,9 @@ def update_session(*, session_id, body, type=None, user_id=None, db_id=None, tab
         row = store.get_session(db, database.models, session_id, user_id=user_id)
         if row is None:
             raise NotFound(f"Session with id '{session_id}' not found")
+        if views.session_type_of(row) == "workflow":
+            # agno's workflow sessions have no summary: AgentOS accepts one and drops it.
+            changes.pop("summary", None)
         store.update_session(db, database.models, row, **changes)
         runs = store.get_runs(db, database.models, session_id)
     return views.session_detail(row, runs, views.session_type_of(row), omit_nulls=False), 200

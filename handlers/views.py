@@ -153,8 +153,28 @@ def session_list_item(row, name: str) -> dict[str, Any]:
     )
 
 
+def runs_of_kind(session_type: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs agno keeps when it loads a session as ``session_type``.
+
+    Agent and team sessions keep agent and team runs; workflow sessions keep workflow runs only
+    (their steps' agent and team runs share the session id but are not the session's own).
+    """
+    if session_type == "workflow":
+        return [run for run in runs if _run_kind(run) == "workflow"]
+    return [run for run in runs if "agent_id" in run or "team_id" in run]
+
+
+def _run_kind(run: dict[str, Any]) -> str:
+    if run.get("agent_id") or run.get("agent_name"):
+        return "agent"
+    if run.get("team_id") or run.get("team_name"):
+        return "team"
+    return "workflow"
+
+
 def session_detail(row, runs: list[dict[str, Any]], session_type: str, *, omit_nulls: bool) -> dict[str, Any]:
-    """The agent, team or workflow detail body of one session."""
+    """The agent, team or workflow detail body of one session, as agno loads it as ``session_type``."""
+    runs = runs_of_kind(session_type, runs)
     data = row.session_data if isinstance(row.session_data, dict) else None
     name = stored_name(data)
     if name is None:

@@ -682,3 +682,60 @@ def test_json_body_without_content_type_is_422_with_raw_body(client, database):
         ]
     }
     assert stored_session(database, "x") is None
+
+
+def test_every_missing_field_is_reported(client):
+    response = client.request("DELETE", "/sessions", json={})
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": [
+            {"type": "missing", "loc": ["body", "session_ids"], "msg": "Field required", "input": {}},
+            {"type": "missing", "loc": ["body", "session_types"], "msg": "Field required", "input": {}},
+        ]
+    }
+
+
+@pytest.mark.parametrize("body", [b'"new name"', b"[]", b"{}", b"", b"null"])
+def test_rename_body_problems_are_reported_as_missing_session_name(client, body):
+    create(client, {"session_id": "s"})
+    response = client.post("/sessions/s/rename", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": [{"type": "missing", "loc": ["body", "session_name"], "msg": "Field required", "input": None}]
+    }
+
+
+def test_json_null_body_is_not_an_object(client, database):
+    response = client.post("/sessions", content=b"null", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": [
+            {
+                "type": "model_attributes_type",
+                "loc": ["body"],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "input": None,
+            }
+        ]
+    }
+    with database.unit_of_work() as db:
+        assert db.query(database.models.Session).count() == 0
+
+
+def test_summary_on_a_workflow_session_is_accepted_and_dropped(client, database):
+    create(client, {"session_id": "w"}, type="workflow")
+    response = client.patch("/sessions/w", json={"summary": {"summary": "ignored"}, "session_name": "W"})
+    assert response.status_code == 200
+    row = stored_session(database, "w")
+    assert (row.summary, row.session_data) == (None, {"session_name": "W"})
+
+
+def test_trailing_slash_is_the_same_path(client):
+    create(client, {"session_id": "s"})
+    assert [s["session_id"] for s in client.get("/sessions/").json()["data"]] == ["s"]
+    assert client.get("/sessions/s/").json()["session_id"] == "s"
+
+
+def test_path_with_control_characters_is_404(client):
+    response = client.get("/sessions/a%0Ab")
+    assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})

@@ -200,3 +200,15 @@ def test_compiled_validators_are_reused_per_schema_object():
     schema = {"type": "string"}
     assert openapi31.compiled(schema) is openapi31.compiled(schema)
     assert openapi31.compiled({"type": "string"}) is not openapi31.compiled(schema)
+
+
+def test_one_error_per_value_with_the_type_error_first():
+    schema = {"type": "boolean", "enum": [False]}
+    assert openapi31.validation_errors(schema, "bogus", ["query", "delete_media"]) == [
+        {
+            "type": "bool_parsing",
+            "loc": ["query", "delete_media"],
+            "msg": "Input should be a valid boolean, unable to interpret input",
+            "input": "bogus",
+        }
+    ]
