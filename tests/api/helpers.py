@@ -56,3 +56,13 @@ def add_run(
                 updated_at=created_at,
             )
         )
+
+
+def not_an_object(value) -> dict:
+    """FastAPI's 422 entry for a body that is not a JSON object, with the input it reports."""
+    return {
+        "type": "model_attributes_type",
+        "loc": ["body"],
+        "msg": "Input should be a valid dictionary or object to extract fields from",
+        "input": value,
+    }
