@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -125,10 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    environ = dict(os.environ)
+    if args.database_url:
+        # The flag wins over the environment's database(s); the other variables still apply.
+        environ.pop("AGENTOS_SESSIONS_DATABASES", None)
+        environ["AGENTOS_SESSIONS_DATABASE_URL"] = args.database_url
     try:
-        settings = Settings.from_env()
-        if args.database_url:
-            settings = Settings.single(args.database_url, validate_responses=settings.validate_responses)
+        settings = Settings.from_env(environ)
     except SettingsError as error:
         print(f"agentos-sessions: {error}", file=sys.stderr)
         return 2

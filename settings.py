@@ -57,11 +57,6 @@ class Settings:
             raise SettingsError("At least one database must be configured")
 
     @classmethod
-    def single(cls, url: str, *, db_id: str | None = None, **kwargs) -> Settings:
-        """Settings for one database at ``url``."""
-        return cls(databases={db_id or agno_db_id(url): DatabaseSettings(url)}, **kwargs)
-
-    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read AGENTOS_SESSIONS_* variables (see the configuration table in README.md)."""
         env = os.environ if environ is None else environ

@@ -308,9 +308,9 @@ def serve(db_file: Path):
     from starlette.testclient import TestClient
 
     from app import create_app
-    from settings import Settings
+    from settings import DatabaseSettings, Settings
 
-    app = create_app(Settings.single(f"sqlite:///{db_file}", db_id="main"))
+    app = create_app(Settings(databases={"main": DatabaseSettings(f"sqlite:///{db_file}")}))
     with TestClient(app) as client:
         yield client
 

@@ -49,3 +49,27 @@ def test_several_databases_from_json():
 def test_bad_configuration_is_refused_with_a_message(environ):
     with pytest.raises(SettingsError):
         Settings.from_env(environ)
+
+
+def test_serve_flag_database_url_wins_and_keeps_the_other_variables(monkeypatch):
+    import app
+
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", lambda application, host, port: seen.update(host=host, port=port))
+    monkeypatch.setattr(app, "create_app", lambda settings: seen.update(settings=settings))
+    monkeypatch.setenv("AGENTOS_SESSIONS_DATABASES", '{"x": "sqlite:///x.db"}')
+    monkeypatch.setenv("AGENTOS_SESSIONS_DB_ID", "main")
+    monkeypatch.setenv("AGENTOS_SESSIONS_VALIDATE_RESPONSES", "false")
+
+    assert app.main(["serve", "--port", "8001", "--database-url", "sqlite:///flag.db"]) == 0
+    assert dict(seen["settings"].databases) == {"main": DatabaseSettings("sqlite:///flag.db")}
+    assert seen["settings"].validate_responses is False
+    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8001)
+
+
+def test_serve_refuses_bad_configuration_with_exit_code_2(monkeypatch, capsys):
+    import app
+
+    monkeypatch.setenv("AGENTOS_SESSIONS_DATABASES", "not json")
+    assert app.main(["serve"]) == 2
+    assert "AGENTOS_SESSIONS_DATABASES is not valid JSON" in capsys.readouterr().err
