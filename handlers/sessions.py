@@ -260,10 +260,13 @@ def _summary(summary: dict) -> dict:
 
 
 def delete_session(*, session_id, user_id=None, db_id=None, table=None, delete_media=False):
-    """Delete a session and its runs; absent sessions are not an error."""
+    """Delete a session and its runs; an absent session is not an error, another owner's is a 404."""
     database = resolve_database(db_id, table)
     with database.unit_of_work() as db:
-        store.delete_sessions(db, database.models, [session_id], user_id=user_id)
+        deleted = store.delete_sessions(db, database.models, [session_id], user_id=user_id)
+        if not deleted and user_id is not None and store.session_id_taken(db, database.models, session_id):
+            # AgentOS answers 204 and keeps the session: a delete that did nothing must not look done.
+            raise NotFound(f"Session with id '{session_id}' not found")
     return None, 204
 
 

@@ -577,10 +577,13 @@ def test_delete_session_removes_it_and_its_runs(client, database, session_with_r
     assert client.delete("/sessions/s").status_code == 204
 
 
-def test_delete_other_users_session_keeps_it(client, database):
+def test_delete_other_users_session_is_404_and_keeps_it(client, database):
     create(client, {"session_id": "s", "user_id": "owner"})
-    assert client.delete("/sessions/s", params={"user_id": "intruder"}).status_code == 204
+    response = client.delete("/sessions/s", params={"user_id": "intruder"})
+    assert (response.status_code, response.json()) == (404, {"detail": "Session with id 's' not found"})
     assert stored_session(database, "s") is not None
+    assert client.delete("/sessions/s", params={"user_id": "owner"}).status_code == 204
+    assert stored_session(database, "s") is None
 
 
 def test_delete_with_media_is_refused_by_the_contract(client, database):
