@@ -204,10 +204,9 @@ def get_session_run(*, session_id, run_id, type=None, user_id=None, db_id=None, 
         row = store.get_session(db, database.models, session_id, user_id=user_id)
         if row is None:
             raise NotFound(f"Session with ID {session_id} not found")
-        runs = store.get_runs(db, database.models, session_id)
-    if not runs:
-        raise NotFound(f"Session with ID {session_id} has no runs")
-    run = next((run for run in runs if run.get("run_id") == run_id), None)
+        run = store.get_run(db, database.models, session_id, run_id)
+        if run is None and not store.has_runs(db, database.models, session_id):
+            raise NotFound(f"Session with ID {session_id} has no runs")
     if run is None:
         raise NotFound(f"Run with ID {run_id} not found in session {session_id}")
     return views.single_run(run, row), 200

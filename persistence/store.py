@@ -44,6 +44,17 @@ def get_runs(db: Session, m: Models, session_id: str) -> list[dict[str, Any]]:
     return [run for run in db.scalars(stmt) if isinstance(run, dict)]
 
 
+def get_run(db: Session, m: Models, session_id: str, run_id: str) -> dict[str, Any] | None:
+    """One stored run dict of a session, or None."""
+    stmt = select(m.Run.run_data).where(m.Run.session_id == session_id, m.Run.run_id == run_id)
+    run = db.scalar(stmt)
+    return run if isinstance(run, dict) else None
+
+
+def has_runs(db: Session, m: Models, session_id: str) -> bool:
+    return db.scalar(select(m.Run.run_id).where(m.Run.session_id == session_id).limit(1)) is not None
+
+
 def iter_runs(db: Session, m: Models, session_id: str, *, batch: int = 4) -> Iterable[dict[str, Any]]:
     """A session's runs in order, fetched a few at a time, for callers that usually stop early."""
     offset = 0
