@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import connexion
-from connexion.exceptions import UnsupportedMediaTypeProblem
+from connexion.exceptions import ProblemException, UnsupportedMediaTypeProblem
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> connexion.FlaskApp:
     app.add_error_handler(errors.ApiError, errors.api_error)
     app.add_error_handler(openapi31.RequestValidationFailed, errors.request_validation_failed)
     app.add_error_handler(UnsupportedMediaTypeProblem, errors.unsupported_media_type)
+    app.add_error_handler(ProblemException, errors.problem)
     app.add_error_handler(HTTPException, errors.http_error_handler(document))
     app.add_error_handler(Exception, errors.internal_error)
     return app

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 
+from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
 from openapi31 import RequestValidationFailed, not_an_object
@@ -79,6 +80,14 @@ def http_error_handler(document: dict):
 
 _METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 _PHRASES = {404: "Not Found", 405: "Method Not Allowed"}
+
+
+def problem(request: ConnexionRequest, error: ProblemException) -> ConnexionResponse:
+    """Connexion's own errors in AgentOS's shape; a server-side one says nothing of its cause."""
+    if error.status >= 500:
+        logger.error("%s on %s %s: %s", error.title, request.method, request.url.path, error.detail)
+        return json_response(error.status, {"detail": "Internal server error"})
+    return json_response(error.status, {"detail": error.detail or error.title})
 
 
 def internal_error(request: ConnexionRequest, error: Exception) -> ConnexionResponse:

@@ -705,3 +705,26 @@ def test_trailing_slash_is_the_same_path(client):
 def test_path_with_control_characters_is_404(client):
     response = client.get("/sessions/a%0Ab")
     assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})
+
+
+def test_a_response_breaking_the_contract_is_a_bare_500(client, monkeypatch, caplog):
+    from handlers import views
+
+    shaped = views.session_detail
+    monkeypatch.setattr(views, "session_detail", lambda *a, **k: {**shaped(*a, **k), "session_name": 5})
+    response = client.post("/sessions", json={"session_id": "s"})
+    assert (response.status_code, response.headers["content-type"]) == (500, "application/json")
+    assert response.json() == {"detail": "Internal server error"}
+    assert "does not conform" in caplog.text
+
+
+def test_an_unexpected_error_is_a_bare_500(client, monkeypatch, caplog):
+    from persistence import store
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(store, "list_sessions", broken)
+    response = client.get("/sessions")
+    assert (response.status_code, response.json()) == (500, {"detail": "Internal server error"})
+    assert "secret internals" in caplog.text
