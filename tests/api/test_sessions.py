@@ -728,3 +728,43 @@ def test_an_unexpected_error_is_a_bare_500(client, monkeypatch, caplog):
     response = client.get("/sessions")
     assert (response.status_code, response.json()) == (500, {"detail": "Internal server error"})
     assert "secret internals" in caplog.text
+
+
+@pytest.fixture
+def run_queries():
+    """The SQL statements that read the runs table, from any engine, while the test runs."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, _parameters, _context, _executemany):
+        if "FROM agno_runs" in statement:
+            seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(Engine, "before_cursor_execute", record)
+
+
+def test_listing_reads_no_runs_of_named_sessions_and_only_the_first_of_unnamed(client, database, run_queries):
+    create(client, {"session_id": "named", "session_name": "Named"})
+    create(client, {"session_id": "unnamed"})
+    for index in range(50):
+        for session_id in ("named", "unnamed"):
+            add_run(
+                database,
+                session_id,
+                f"{session_id}-{index}",
+                index,
+                created_at=1757088139 + index,
+                agent_id="a",
+                messages=[USER_MESSAGE, ASSISTANT_MESSAGE],
+            )
+    run_queries.clear()
+    body = client.get("/sessions", params={"sort_by": "session_id", "sort_order": "asc"}).json()
+    assert [(s["session_id"], s["session_name"]) for s in body["data"]] == [
+        ("named", "Named"),
+        ("unnamed", "What tools do you have?"),
+    ]
+    assert len(run_queries) == 1 and "LIMIT" in run_queries[0]
