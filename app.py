@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="SQLAlchemy URL of the database (default: $AGENTOS_SESSIONS_DATABASE_URL, "
         "else sqlite:///agno.db in the working directory)",
     )
+    serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, access_log=not args.no_access_log)
     return 0
 
 

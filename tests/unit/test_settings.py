@@ -55,7 +55,9 @@ def test_serve_flag_database_url_wins_and_keeps_the_other_variables(monkeypatch)
     import app
 
     seen = {}
-    monkeypatch.setattr("uvicorn.run", lambda application, host, port: seen.update(host=host, port=port))
+    monkeypatch.setattr(
+        "uvicorn.run", lambda application, host, port, access_log: seen.update(host=host, port=port, log=access_log)
+    )
     monkeypatch.setattr(app, "create_app", lambda settings: seen.update(settings=settings))
     monkeypatch.setenv("AGENTOS_SESSIONS_DATABASES", '{"x": "sqlite:///x.db"}')
     monkeypatch.setenv("AGENTOS_SESSIONS_DB_ID", "main")
@@ -64,7 +66,7 @@ def test_serve_flag_database_url_wins_and_keeps_the_other_variables(monkeypatch)
     assert app.main(["serve", "--port", "8001", "--database-url", "sqlite:///flag.db"]) == 0
     assert dict(seen["settings"].databases) == {"main": DatabaseSettings("sqlite:///flag.db")}
     assert seen["settings"].validate_responses is False
-    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8001)
+    assert (seen["host"], seen["port"], seen["log"]) == ("127.0.0.1", 8001, True)
 
 
 def test_serve_refuses_bad_configuration_with_exit_code_2(monkeypatch, capsys):

@@ -1,0 +1,56 @@
+-- One benchmark operation per wrk run: `wrk ... -s ops.lua <url> -- <op> <prefix>`.
+-- Sessions bench-00000..bench-09999 exist; bench-00000..bench-00999 have 20 runs each.
+-- create makes <prefix>-<thread>-<n>; delete removes the same ids in the same order.
+
+local threads = {}
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+local op, prefix
+local counter = 0
+local json = { ["Content-Type"] = "application/json" }
+
+function init(args)
+  op, prefix = args[1], args[2]
+  math.randomseed(os.time() * 100 + id)
+end
+
+local function any_session()
+  return string.format("bench-%05d", math.random(0, 9999))
+end
+
+function request()
+  counter = counter + 1
+  if op == "create" then
+    local body = string.format(
+      '{"session_id":"%s-%d-%d","session_name":"Load %d","session_state":{"n":%d},"user_id":"user-1","agent_id":"agent-1"}',
+      prefix, id, counter, counter, counter)
+    return wrk.format("POST", "/sessions", json, body)
+  elseif op == "get" then
+    return wrk.format("GET", "/sessions/" .. any_session())
+  elseif op == "list" then
+    return wrk.format("GET", "/sessions?limit=20&page=" .. math.random(1, 50))
+  elseif op == "list_filtered" then
+    return wrk.format("GET", string.format("/sessions?limit=20&type=agent&user_id=user-%d&page=%d",
+      math.random(0, 7), math.random(1, 5)))
+  elseif op == "runs" then
+    return wrk.format("GET", string.format("/sessions/bench-%05d/runs", math.random(0, 999)))
+  elseif op == "patch" then
+    return wrk.format("PATCH", "/sessions/" .. any_session(), json,
+      string.format('{"metadata":{"source":"bench","k":%d}}', counter))
+  elseif op == "delete" then
+    return wrk.format("DELETE", string.format("/sessions/%s-%d-%d", prefix, id, counter))
+  end
+  error("unknown op " .. tostring(op))
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"non_2xx":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"p50_us":%d,"p99_us":%d}\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end

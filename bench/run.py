@@ -1,0 +1,281 @@
+"""Load benchmark: agentos-sessions against AgentOS 3.1.10, side by side, on the same data.
+
+`tox -e bench` runs it. Both servers serve their own copy of one SQLite file (see seed.py), each
+with one uvicorn worker; wrk (Debian's `wrk`) drives one operation at a time against one server,
+and the servers alternate operation by operation, round by round, so that both see the same
+machine. Per operation it reports requests/s, p50, p99, errors and server RSS as medians over the
+rounds, and the ratio ours/AgentOS; results go to bench/results/ as JSON and a PNG chart.
+Loopback only; every wrk run stops after --duration seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OPERATIONS = ("create", "get", "list", "list_filtered", "runs", "patch", "delete")
+AGENTOS_REQUIREMENTS = [
+    "agno==3.1.10",
+    "fastapi==0.165.0",
+    "uvicorn==0.54.0",
+    "SQLAlchemy==2.1.9",
+    "greenlet==3.5.6",
+    "python-multipart==0.0.34",
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all operations (default 3)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
+    parser.add_argument("--agentos-venv", type=Path, default=REPO / ".bench" / "agentos-venv")
+    args = parser.parse_args(argv)
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print("bench: wrk not found; install it (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    agentos_python = _agentos_environment(args.agentos_venv)
+
+    sys.path.insert(0, str(REPO))
+    from bench.seed import seed
+
+    print("seeding 10,000 sessions (1,000 with 20 runs)...", flush=True)
+    master = args.out / "seed.db"
+    seed(master)
+    servers = {}
+    try:
+        for name in ("agentos", "ours"):
+            db_file = args.out / f"{name}.db"
+            shutil.copyfile(master, db_file)
+            servers[name] = _start(name, db_file, agentos_python)
+        for server in servers.values():
+            _warm_up(wrk, server, args.connections)
+        samples = _measure(wrk, servers, args)
+    finally:
+        for server in servers.values():
+            _stop(server)
+
+    report = _summarise(samples, args)
+    (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    _print_table(report)
+    _chart(report, args.out / "results.png")
+    print(f"\nresults: {args.out / 'results.json'}, {args.out / 'results.png'}")
+    return 0
+
+
+def _agentos_environment(venv: Path) -> Path:
+    """A virtualenv with AgentOS 3.1.10 and its server, made once and reused."""
+    python = venv / "bin" / "python"
+    marker = venv / "requirements.txt"
+    wanted = "\n".join(AGENTOS_REQUIREMENTS)
+    if not python.exists() or not marker.exists() or marker.read_text() != wanted:
+        print(f"building AgentOS 3.1.10 environment in {venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *AGENTOS_REQUIREMENTS], check=True)
+        marker.write_text(wanted)
+    return python
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start(name: str, db_file: Path, agentos_python: Path) -> dict:
+    port = _free_port()
+    log = (db_file.parent / f"{name}.log").open("wb")
+    if name == "agentos":
+        command = [str(agentos_python), str(HERE / "agentos_server.py"), str(db_file), str(port)]
+        env = dict(os.environ)
+    else:
+        executable = shutil.which("agentos-sessions", path=os.path.dirname(sys.executable)) or "agentos-sessions"
+        command = [
+            executable,
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            f"sqlite:///{db_file}",
+            "--no-access-log",
+        ]
+        env = {**os.environ, "AGENTOS_SESSIONS_DB_ID": "bench"}
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=db_file.parent)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} server did not start; see {log.name}")
+        time.sleep(0.2)
+    return {"name": name, "url": url, "process": process, "log": log}
+
+
+def _stop(server: dict) -> None:
+    process = server["process"]
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    server["log"].close()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _wrk(wrk: str, url: str, op: str, prefix: str, duration: int, connections: int) -> dict:
+    command = [
+        wrk,
+        "-t2",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(HERE / "lua" / "ops.lua"),
+        url,
+        "--",
+        op,
+        prefix,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _warm_up(wrk: str, server: dict, connections: int) -> None:
+    for op in ("get", "list"):
+        _wrk(wrk, server["url"], op, "warm", 2, connections)
+
+
+def _measure(wrk: str, servers: dict, args) -> list[dict]:
+    samples = []
+    for round_number in range(args.rounds):
+        order = ["agentos", "ours"] if round_number % 2 == 0 else ["ours", "agentos"]
+        for op in OPERATIONS:
+            for name in order:
+                server = servers[name]
+                prefix = f"load-r{round_number}"
+                result = _wrk(wrk, server["url"], op, prefix, args.duration, args.connections)
+                seconds = result["duration_us"] / 1e6
+                sample = {
+                    "server": name,
+                    "op": op,
+                    "round": round_number,
+                    "rps": result["requests"] / seconds,
+                    "p50_ms": result["p50_us"] / 1000,
+                    "p99_ms": result["p99_us"] / 1000,
+                    "errors": result["non_2xx"]
+                    + result["connect"]
+                    + result["read"]
+                    + result["write"]
+                    + result["timeout"],
+                    "rss_mb": _rss_mb(server["process"].pid),
+                }
+                samples.append(sample)
+                print(
+                    f"round {round_number + 1}/{args.rounds} {op:14} {name:8} {sample['rps']:8.0f} req/s "
+                    f"p50 {sample['p50_ms']:7.1f} ms  p99 {sample['p99_ms']:7.1f} ms  errors {sample['errors']}",
+                    flush=True,
+                )
+    return samples
+
+
+def _summarise(samples: list[dict], args) -> dict:
+    operations = {}
+    for op in OPERATIONS:
+        per_server = {}
+        for name in ("agentos", "ours"):
+            mine = [s for s in samples if s["op"] == op and s["server"] == name]
+            per_server[name] = {
+                key: statistics.median(s[key] for s in mine) for key in ("rps", "p50_ms", "p99_ms", "rss_mb")
+            } | {"errors": sum(s["errors"] for s in mine)}
+        per_server["ratio_rps"] = per_server["ours"]["rps"] / per_server["agentos"]["rps"]
+        operations[op] = per_server
+    return {
+        "settings": {
+            "duration_s": args.duration,
+            "rounds": args.rounds,
+            "connections": args.connections,
+            "cpus": os.cpu_count(),
+            "workers": 1,
+        },
+        "operations": operations,
+        "samples": samples,
+    }
+
+
+def _print_table(report: dict) -> None:
+    print(
+        f"\n{'operation':14} {'server':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MB':>7}  ratio"
+    )
+    for op, result in report["operations"].items():
+        for name in ("agentos", "ours"):
+            row = result[name]
+            ratio = f"{result['ratio_rps']:.2f}x" if name == "ours" else ""
+            print(
+                f"{op:14} {name:8} {row['rps']:8.0f} {row['p50_ms']:8.1f} {row['p99_ms']:8.1f} "
+                f"{row['errors']:7d} {row['rss_mb']:7.0f}  {ratio}"
+            )
+
+
+def _chart(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ops = list(report["operations"])
+    x = range(len(ops))
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    for offset, name, color in ((-0.2, "agentos", "#9aa5b1"), (0.2, "ours", "#2f6fb0")):
+        top.bar(
+            [i + offset for i in x],
+            [report["operations"][op][name]["rps"] for op in ops],
+            0.4,
+            label="AgentOS 3.1.10" if name == "agentos" else "agentos-sessions",
+            color=color,
+        )
+        bottom.bar([i + offset for i in x], [report["operations"][op][name]["p99_ms"] for op in ops], 0.4, color=color)
+    top.set_ylabel("requests/s (median)")
+    bottom.set_ylabel("p99 latency, ms (median)")
+    bottom.set_xticks(list(x), ops)
+    top.legend()
+    settings = report["settings"]
+    top.set_title(
+        f"wrk c={settings['connections']}, {settings['duration_s']} s x {settings['rounds']} rounds, "
+        f"SQLite, one worker each, {settings['cpus']} CPUs"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The benchmark's data set, written straight into agno's tables (the layout both servers read).
+
+10,000 sessions over 8 users and the three session types; the first 1,000 carry 20 runs each
+with realistic messages (a system prompt, the user's question, a ~1.5 KB answer, metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from persistence.models import models_for
+from persistence.store import create_missing_tables
+
+SESSIONS = 10_000
+SESSIONS_WITH_RUNS = 1_000
+RUNS_PER_SESSION = 20
+USERS = [f"user-{n}" for n in range(8)]
+T0 = 1_750_000_000
+
+
+def session_id(n: int) -> str:
+    return f"bench-{n:05d}"
+
+
+def _run(session: str, kind: str, user: str, index: int, rng: random.Random) -> dict:
+    created = T0 + index * 60
+    answer = " ".join(rng.choice(("agents", "sessions", "storage", "latency", "tokens", "context")) for _ in range(220))
+    messages = [
+        {
+            "id": f"{session}-{index}-s",
+            "content": "You are a helpful assistant. " * 20,
+            "from_history": False,
+            "stop_after_tool_call": False,
+            "role": "system",
+            "created_at": created,
+        },
+        {
+            "id": f"{session}-{index}-u",
+            "content": f"Question {index} about {session}?",
+            "from_history": False,
+            "stop_after_tool_call": False,
+            "role": "user",
+            "created_at": created,
+        },
+        {
+            "id": f"{session}-{index}-a",
+            "content": answer,
+            "from_history": False,
+            "stop_after_tool_call": False,
+            "role": "assistant",
+            "metrics": {"input_tokens": 420, "output_tokens": 310, "total_tokens": 730},
+            "created_at": created + 2,
+        },
+    ]
+    run = {
+        "run_id": f"{session}-run-{index}",
+        "session_id": session,
+        "user_id": user,
+        "content": answer,
+        "content_type": "str",
+        "model": "gpt-4o-mini",
+        "model_provider": "OpenAI",
+        "created_at": created,
+        "status": "COMPLETED",
+        "messages": messages,
+        "metrics": {"input_tokens": 420, "output_tokens": 310, "total_tokens": 730, "duration": 2.1},
+        "input": {"input_content": f"Question {index} about {session}?"},
+    }
+    run[f"{kind}_id"] = f"{kind}-1"
+    return run
+
+
+def seed(path: Path) -> None:
+    """Create ``path`` with agno's tables and the benchmark data set."""
+    path.unlink(missing_ok=True)
+    engine = create_engine(f"sqlite:///{path}", json_serializer=json.dumps)
+    models = models_for("agno_sessions", "agno_runs")
+    with Session(engine) as db, db.begin():
+        create_missing_tables(db, models)
+    engine.dispose()
+    rng = random.Random(7)
+    kinds = ("agent", "team", "workflow")
+    sessions, runs = [], []
+    for n in range(SESSIONS):
+        sid, kind, user = session_id(n), kinds[n % 3], USERS[n % len(USERS)]
+        named = n % 2 == 0
+        data = {"session_state": {"step": n % 7, "topic": "benchmark"}}
+        if named:
+            data["session_name"] = f"Benchmark session {n}"
+        sessions.append(
+            (
+                sid,
+                kind,
+                f"{kind}-1" if kind == "agent" else None,
+                f"{kind}-1" if kind == "team" else None,
+                f"{kind}-1" if kind == "workflow" else None,
+                user,
+                json.dumps(data),
+                json.dumps({"source": "bench", "n": n}),
+                T0 + n,
+                T0 + n,
+            )
+        )
+        if n < SESSIONS_WITH_RUNS:
+            for index in range(RUNS_PER_SESSION):
+                run = _run(sid, kind, user, index, rng)
+                runs.append(
+                    (
+                        run["run_id"],
+                        sid,
+                        kind,
+                        run.get("agent_id"),
+                        run.get("team_id"),
+                        run.get("workflow_id"),
+                        user,
+                        None,
+                        "COMPLETED",
+                        index,
+                        json.dumps(run),
+                        run["created_at"],
+                        run["created_at"],
+                    )
+                )
+    with sqlite3.connect(path) as connection:
+        connection.executemany(
+            "INSERT INTO agno_sessions (session_id, session_type, agent_id, team_id, workflow_id, user_id,"
+            " session_data, metadata, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            sessions,
+        )
+        connection.executemany(
+            "INSERT INTO agno_runs (run_id, session_id, run_type, agent_id, team_id, workflow_id, user_id,"
+            " parent_run_id, status, run_index, run_data, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            runs,
+        )
