@@ -73,6 +73,12 @@ def _run(session: str, kind: str, user: str, index: int, rng: random.Random) -> 
         "input": {"input_content": f"Question {index} about {session}?"},
     }
     run[f"{kind}_id"] = f"{kind}-1"
+    if kind == "workflow":
+        # A workflow run has its input as text, step results and per-step metrics, no messages.
+        del run["messages"]
+        run["input"] = f"Question {index} about {session}?"
+        run["metrics"] = {"duration": 2.1, "steps": {}}
+        run["step_results"] = [{"step_name": "answer", "content": answer}]
     return run
 
 
