@@ -113,7 +113,7 @@ def create_session(*, body=None, type="agent", db_id=None):
         # What agno's WorkflowSession stores: {} where agent and team sessions store null.
         columns.update(session_data=session_data, workflow_data={}, metadata_=metadata or {})
     try:
-        with database.unit_of_work() as db:
+        with database.unit_of_work(write=True) as db:
             if body.get("session_id") is not None and store.session_id_taken(db, database.models, session_id):
                 raise _already_exists(session_id)
             row = store.insert_session(db, database.models, **columns)
@@ -215,7 +215,7 @@ def get_session_run(*, session_id, run_id, type=None, user_id=None, db_id=None, 
 def rename_session(*, session_id, body, type=None, user_id=None, db_id=None, table=None):
     """Set a session's name."""
     database = resolve_database(db_id, table)
-    with database.unit_of_work() as db:
+    with database.unit_of_work(write=True) as db:
         row = store.get_session(db, database.models, session_id, user_id=user_id)
         if row is None:
             raise NotFound(f"Session with id '{session_id}' not found")
@@ -236,7 +236,7 @@ def update_session(*, session_id, body, type=None, user_id=None, db_id=None, tab
         changes["metadata"] = views.strip_reserved_metadata(body["metadata"])
     if body.get("summary") is not None:
         changes["summary"] = _summary(body["summary"])
-    with database.unit_of_work() as db:
+    with database.unit_of_work(write=True) as db:
         row = store.get_session(db, database.models, session_id, user_id=user_id)
         if row is None:
             raise NotFound(f"Session with id '{session_id}' not found")
@@ -261,7 +261,7 @@ def _summary(summary: dict) -> dict:
 def delete_session(*, session_id, user_id=None, db_id=None, table=None, delete_media=False):
     """Delete a session and its runs; an absent session is not an error, another owner's is a 404."""
     database = resolve_database(db_id, table)
-    with database.unit_of_work() as db:
+    with database.unit_of_work(write=True) as db:
         deleted = store.delete_sessions(db, database.models, [session_id], user_id=user_id)
         if not deleted and user_id is not None and store.session_id_taken(db, database.models, session_id):
             # AgentOS answers 204 and keeps the session: a delete that did nothing must not look done.
@@ -274,6 +274,6 @@ def delete_sessions(*, body, user_id=None, db_id=None, table=None, delete_media=
     if len(body["session_ids"]) != len(body["session_types"]):
         raise BadRequest("Session IDs and session types must have the same length")
     database = resolve_database(db_id, table)
-    with database.unit_of_work() as db:
+    with database.unit_of_work(write=True) as db:
         store.delete_sessions(db, database.models, body["session_ids"], user_id=user_id)
     return None, 204
