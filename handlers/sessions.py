@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import uuid
@@ -63,7 +64,8 @@ def get_sessions(
             sort_by=sort_by,
             sort_order=sort_order,
         )
-        data = [views.session_list_item(row, _list_name(db, database, row)) for row in rows]
+        names = _list_names(db, database, rows)
+        data = [views.session_list_item(row, names[row.session_id]) for row in rows]
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     meta = {
         "page": page,
@@ -75,14 +77,24 @@ def get_sessions(
     return {"data": data, "meta": meta}, 200
 
 
-def _list_name(db, database: Database, row) -> str:
-    """The stored name, or one derived from the first runs only (never the whole history)."""
-    name = views.stored_name(row.session_data)
-    if name is not None:
-        return name
-    return views.derived_name(
-        views.session_type_of(row), row.workflow_data, store.iter_runs(db, database.models, row.session_id)
-    )
+FIRST_RUNS = 4
+
+
+def _list_names(db, database: Database, rows) -> dict[str, str]:
+    """Stored names, or names derived from the first runs only (never whole histories).
+
+    The first few runs of every unnamed session on the page come in one query; a session whose
+    first runs carry no user input is read further, a few runs at a time, until one does.
+    """
+    names = {row.session_id: views.stored_name(row.session_data) for row in rows}
+    unnamed = [row for row in rows if names[row.session_id] is None]
+    first = store.first_runs(db, database.models, [row.session_id for row in unnamed], count=FIRST_RUNS)
+    for row in unnamed:
+        runs = first[row.session_id]
+        if len(runs) == FIRST_RUNS:
+            runs = itertools.chain(runs, store.iter_runs(db, database.models, row.session_id, start=FIRST_RUNS))
+        names[row.session_id] = views.derived_name(views.session_type_of(row), row.workflow_data, runs)
+    return names
 
 
 def create_session(*, body=None, type="agent", db_id=None):

@@ -36,11 +36,7 @@ def session_id_taken(db: Session, m: Models, session_id: str) -> bool:
 
 def get_runs(db: Session, m: Models, session_id: str) -> list[dict[str, Any]]:
     """The stored run dicts of a session, in agno's order."""
-    stmt = (
-        select(m.Run.run_data)
-        .where(m.Run.session_id == session_id)
-        .order_by(m.Run.run_index.asc(), m.Run.created_at.asc(), m.Run.run_id.asc())
-    )
+    stmt = select(m.Run.run_data).where(m.Run.session_id == session_id).order_by(*_run_order(m))
     return [run for run in db.scalars(stmt) if isinstance(run, dict)]
 
 
@@ -55,18 +51,33 @@ def has_runs(db: Session, m: Models, session_id: str) -> bool:
     return db.scalar(select(m.Run.run_id).where(m.Run.session_id == session_id).limit(1)) is not None
 
 
-def iter_runs(db: Session, m: Models, session_id: str, *, batch: int = 4) -> Iterable[dict[str, Any]]:
-    """A session's runs in order, fetched a few at a time, for callers that usually stop early."""
-    offset = 0
+_RUN_ORDER = ("run_index", "created_at", "run_id")
+
+
+def _run_order(m: Models):
+    return [getattr(m.Run, column).asc() for column in _RUN_ORDER]
+
+
+def first_runs(db: Session, m: Models, session_ids: Sequence[str], *, count: int) -> dict[str, list[dict[str, Any]]]:
+    """The first ``count`` runs of each session, in agno's order, in one query."""
+    if not session_ids:
+        return {}
+    position = func.row_number().over(partition_by=m.Run.session_id, order_by=_run_order(m)).label("position")
+    ranked = select(m.Run.session_id, m.Run.run_data, position).where(m.Run.session_id.in_(session_ids)).subquery()
+    stmt = select(ranked.c.session_id, ranked.c.run_data).where(ranked.c.position <= count)
+    runs: dict[str, list[dict[str, Any]]] = {session_id: [] for session_id in session_ids}
+    for session_id, run in db.execute(stmt.order_by(ranked.c.session_id, ranked.c.position)):
+        if isinstance(run, dict):
+            runs[session_id].append(run)
+    return runs
+
+
+def iter_runs(db: Session, m: Models, session_id: str, *, start: int = 0, batch: int = 4) -> Iterable[dict[str, Any]]:
+    """A session's runs in order from the ``start``-th, fetched a few at a time, for callers that stop early."""
+    offset = start
     while True:
-        stmt = (
-            select(m.Run.run_data)
-            .where(m.Run.session_id == session_id)
-            .order_by(m.Run.run_index.asc(), m.Run.created_at.asc(), m.Run.run_id.asc())
-            .limit(batch)
-            .offset(offset)
-        )
-        runs = list(db.scalars(stmt))
+        stmt = select(m.Run.run_data).where(m.Run.session_id == session_id).order_by(*_run_order(m))
+        runs = list(db.scalars(stmt.limit(batch).offset(offset)))
         yield from (run for run in runs if isinstance(run, dict))
         if len(runs) < batch:
             return

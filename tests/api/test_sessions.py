@@ -747,7 +747,7 @@ def run_queries():
     event.remove(Engine, "before_cursor_execute", record)
 
 
-def test_listing_reads_no_runs_of_named_sessions_and_only_the_first_of_unnamed(client, database, run_queries):
+def test_listing_reads_no_runs_of_named_sessions_and_only_the_first_few_of_unnamed(client, database, run_queries):
     create(client, {"session_id": "named", "session_name": "Named"})
     create(client, {"session_id": "unnamed"})
     for index in range(50):
@@ -767,4 +767,12 @@ def test_listing_reads_no_runs_of_named_sessions_and_only_the_first_of_unnamed(c
         ("named", "Named"),
         ("unnamed", "What tools do you have?"),
     ]
-    assert len(run_queries) == 1 and "LIMIT" in run_queries[0]
+    assert len(run_queries) == 1 and "row_number() OVER" in run_queries[0] and "position <= ?" in run_queries[0]
+
+
+def test_a_name_found_only_past_the_first_runs_is_still_derived(client, database):
+    create(client, {"session_id": "late"})
+    for index in range(6):
+        messages = [USER_MESSAGE] if index == 5 else [ASSISTANT_MESSAGE]
+        add_run(database, "late", f"r{index}", index, created_at=1757088139 + index, agent_id="a", messages=messages)
+    assert client.get("/sessions").json()["data"][0]["session_name"] == "What tools do you have?"
