@@ -252,12 +252,13 @@ def update_session(*, session_id, body, type=None, user_id=None, db_id=None, tab
         row = store.get_session(db, database.models, session_id, user_id=user_id)
         if row is None:
             raise NotFound(f"Session with id '{session_id}' not found")
-        if views.session_type_of(row) == "workflow":
+        session_type = views.session_type_of(row)
+        if session_type == "workflow":
             # agno's workflow sessions have no summary: AgentOS accepts one and drops it.
             changes.pop("summary", None)
         store.update_session(db, database.models, row, **changes)
         runs = store.get_runs(db, database.models, session_id)
-    return views.session_detail(row, runs, views.session_type_of(row), omit_nulls=False), 200
+    return views.session_detail(row, runs, session_type, omit_nulls=False), 200
 
 
 def _summary(summary: dict) -> dict:
