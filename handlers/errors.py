@@ -50,6 +50,12 @@ def api_error(_request: ConnexionRequest, error: ApiError) -> ConnexionResponse:
     return json_response(error.status, {"detail": error.detail})
 
 
+def database_busy(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    """Another process held the database's write lock for too long: try again later."""
+    logger.warning("%s %s: %s", request.method, request.url.path, error)
+    return json_response(503, {"detail": "The database is busy; try again shortly"}, {"Retry-After": "1"})
+
+
 def request_validation_failed(_request: ConnexionRequest, error: RequestValidationFailed) -> ConnexionResponse:
     return json_response(422, {"detail": error.errors})
 

@@ -7,6 +7,6 @@ from connexion import request
 from handlers.views import timestamp
 
 
-def health_check():
+async def health_check():
     """Liveness: answers as long as the process serves requests."""
     return {"status": "ok", "instantiated_at": timestamp(request.state.started_at)}, 200

@@ -34,7 +34,7 @@ def resolve_database(db_id: str | None, table: str | None = None) -> Database:
     return next(iter(databases.values()))
 
 
-def get_sessions(
+async def get_sessions(
     *,
     type=None,
     component_id=None,
@@ -51,21 +51,18 @@ def get_sessions(
     database = resolve_database(db_id, table)
     page = max(page, 1)
     started = time.perf_counter()
-    with database.unit_of_work() as db:
-        rows, total = store.list_sessions(
-            db,
-            database.models,
-            session_type=type,
-            component_id=component_id,
-            user_id=user_id,
-            session_name=session_name,
-            limit=limit,
-            page=page,
-            sort_by=sort_by,
-            sort_order=sort_order,
-        )
-        names = _list_names(db, database, rows)
-        data = [views.session_list_item(row, names[row.session_id]) for row in rows]
+    rows, total, names = await database.run(
+        _page_with_names,
+        session_type=type,
+        component_id=component_id,
+        user_id=user_id,
+        session_name=session_name,
+        limit=limit,
+        page=page,
+        sort_by=sort_by,
+        sort_order=sort_order,
+    )
+    data = [views.session_list_item(row, names[row.session_id]) for row in rows]
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     meta = {
         "page": page,
@@ -80,24 +77,26 @@ def get_sessions(
 FIRST_RUNS = 4
 
 
-def _list_names(db, database: Database, rows) -> dict[str, str]:
-    """Stored names, or names derived from the first runs only (never whole histories).
+def _page_with_names(db, m, **filters):
+    """One page of sessions, their total, and their names: stored, or derived from their first runs.
 
-    The first few runs of every unnamed session on the page come in one query; a session whose
-    first runs carry no user input is read further, a few runs at a time, until one does.
+    A derived name needs a session's first run with user input, never its whole history: the
+    first few runs of every unnamed session on the page come in one query; a session whose first
+    runs carry no user input is read further, a few runs at a time, until one does.
     """
+    rows, total = store.list_sessions(db, m, **filters)
     names = {row.session_id: views.stored_name(row.session_data) for row in rows}
     unnamed = [row for row in rows if names[row.session_id] is None]
-    first = store.first_runs(db, database.models, [row.session_id for row in unnamed], count=FIRST_RUNS)
+    first = store.first_runs(db, m, [row.session_id for row in unnamed], count=FIRST_RUNS)
     for row in unnamed:
         runs = first[row.session_id]
         if len(runs) == FIRST_RUNS:
-            runs = itertools.chain(runs, store.iter_runs(db, database.models, row.session_id, start=FIRST_RUNS))
+            runs = itertools.chain(runs, store.iter_runs(db, m, row.session_id, start=FIRST_RUNS))
         names[row.session_id] = views.derived_name(views.session_type_of(row), row.workflow_data, runs)
-    return names
+    return rows, total, names
 
 
-def create_session(*, body=None, type="agent", db_id=None):
+async def create_session(*, body=None, type="agent", db_id=None):
     """Create an empty session; an existing session_id is a conflict and is left untouched."""
     body = body or {}
     database = resolve_database(db_id)
@@ -125,12 +124,11 @@ def create_session(*, body=None, type="agent", db_id=None):
         # What agno's WorkflowSession stores: {} where agent and team sessions store null.
         columns.update(session_data=session_data, workflow_data={}, metadata_=metadata or {})
     try:
-        with database.unit_of_work(write=True) as db:
-            if body.get("session_id") is not None and store.session_id_taken(db, database.models, session_id):
-                raise _already_exists(session_id)
-            row = store.insert_session(db, database.models, **columns)
+        row = await database.run(store.insert_new_session, write=True, **columns)
     except IntegrityError as error:
         raise _already_exists(session_id) from error
+    if row is None:
+        raise _already_exists(session_id)
     return views.session_detail(row, [], type, omit_nulls=True), 201
 
 
@@ -138,19 +136,17 @@ def _already_exists(session_id: str) -> Conflict:
     return Conflict(f"Session with id '{session_id}' already exists. Use PATCH /sessions/{session_id} to update it.")
 
 
-def get_session_by_id(*, session_id, type=None, user_id=None, db_id=None, table=None):
+async def get_session_by_id(*, session_id, type=None, user_id=None, db_id=None, table=None):
     """One session with its chat history."""
     database = resolve_database(db_id, table)
-    with database.unit_of_work() as db:
-        row = store.get_session(db, database.models, session_id, user_id=user_id)
-        if row is None:
-            kind = f"{type.title()} Session" if type else "Session"
-            raise NotFound(f"{kind} with id '{session_id}' not found")
-        runs = store.get_runs(db, database.models, session_id)
+    row, runs = await database.run(store.get_session_with_runs, session_id, user_id=user_id)
+    if row is None:
+        kind = f"{type.title()} Session" if type else "Session"
+        raise NotFound(f"{kind} with id '{session_id}' not found")
     return views.session_detail(row, runs, type or views.session_type_of(row), omit_nulls=True), 200
 
 
-def get_session_runs(
+async def get_session_runs(
     *,
     session_id,
     type=None,
@@ -162,10 +158,10 @@ def get_session_runs(
     table=None,
 ):
     """All runs of a session, oldest first, as agent, team or workflow runs."""
-    return _session_runs(session_id, type, user_id, created_after, created_before, status, db_id, table), 200
+    return await _session_runs(session_id, type, user_id, created_after, created_before, status, db_id, table), 200
 
 
-def get_session_run_previews(
+async def get_session_run_previews(
     *,
     session_id,
     type=None,
@@ -177,18 +173,16 @@ def get_session_run_previews(
     table=None,
 ):
     """The runs of a session as short previews."""
-    runs = _session_runs(session_id, type, user_id, created_after, created_before, status, db_id, table)
+    runs = await _session_runs(session_id, type, user_id, created_after, created_before, status, db_id, table)
     return [views.run_preview(run) for run in runs], 200
 
 
-def _session_runs(session_id, session_type, user_id, created_after, created_before, status, db_id, table):
+async def _session_runs(session_id, session_type, user_id, created_after, created_before, status, db_id, table):
     wanted = _wanted_statuses(status)
     database = resolve_database(db_id, table)
-    with database.unit_of_work() as db:
-        row = store.get_session(db, database.models, session_id, user_id=user_id)
-        if row is None:
-            raise NotFound(f"Session with ID {session_id} not found")
-        runs = store.get_runs(db, database.models, session_id)
+    row, runs = await database.run(store.get_session_with_runs, session_id, user_id=user_id)
+    if row is None:
+        raise NotFound(f"Session with ID {session_id} not found")
     session_type = session_type or views.session_type_of(row)
     shaped = []
     for run in runs:
@@ -209,34 +203,39 @@ def _wanted_statuses(status: list[str] | None) -> set[str] | None:
     return {value.upper() for value in status} if status else None
 
 
-def get_session_run(*, session_id, run_id, type=None, user_id=None, db_id=None, table=None):
+async def get_session_run(*, session_id, run_id, type=None, user_id=None, db_id=None, table=None):
     """One run of a session."""
     database = resolve_database(db_id, table)
-    with database.unit_of_work() as db:
-        row = store.get_session(db, database.models, session_id, user_id=user_id)
-        if row is None:
-            raise NotFound(f"Session with ID {session_id} not found")
-        run = store.get_run(db, database.models, session_id, run_id)
-        if run is None and not store.has_runs(db, database.models, session_id):
-            raise NotFound(f"Session with ID {session_id} has no runs")
+    row, run, has_runs = await database.run(_session_and_run, session_id, run_id, user_id=user_id)
+    if row is None:
+        raise NotFound(f"Session with ID {session_id} not found")
+    if not has_runs:
+        raise NotFound(f"Session with ID {session_id} has no runs")
     if run is None:
         raise NotFound(f"Run with ID {run_id} not found in session {session_id}")
     return views.single_run(run, row), 200
 
 
-def rename_session(*, session_id, body, type=None, user_id=None, db_id=None, table=None):
+def _session_and_run(db, m, session_id, run_id, *, user_id):
+    """The session row, the run (or None) and whether the session has any run at all."""
+    row = store.get_session(db, m, session_id, user_id=user_id)
+    if row is None:
+        return None, None, False
+    run = store.get_run(db, m, session_id, run_id)
+    return row, run, run is not None or store.has_runs(db, m, session_id)
+
+
+async def rename_session(*, session_id, body, type=None, user_id=None, db_id=None, table=None):
     """Set a session's name."""
     database = resolve_database(db_id, table)
-    with database.unit_of_work(write=True) as db:
-        row = store.get_session(db, database.models, session_id, user_id=user_id)
-        if row is None:
-            raise NotFound(f"Session with id '{session_id}' not found")
-        store.rename_session(db, database.models, row, body["session_name"])
-        runs = store.get_runs(db, database.models, session_id)
+    changes = {"session_name": body["session_name"]}
+    row, runs = await database.run(_change_session, session_id, changes, user_id=user_id, write=True)
+    if row is None:
+        raise NotFound(f"Session with id '{session_id}' not found")
     return views.session_detail(row, runs, views.session_type_of(row), omit_nulls=False), 200
 
 
-def update_session(*, session_id, body, type=None, user_id=None, db_id=None, table=None):
+async def update_session(*, session_id, body, type=None, user_id=None, db_id=None, table=None):
     """Replace the name, state, metadata or summary of a session."""
     database = resolve_database(db_id, table)
     changes = {}
@@ -248,17 +247,22 @@ def update_session(*, session_id, body, type=None, user_id=None, db_id=None, tab
         changes["metadata"] = views.strip_reserved_metadata(body["metadata"])
     if body.get("summary") is not None:
         changes["summary"] = _summary(body["summary"])
-    with database.unit_of_work(write=True) as db:
-        row = store.get_session(db, database.models, session_id, user_id=user_id)
-        if row is None:
-            raise NotFound(f"Session with id '{session_id}' not found")
-        session_type = views.session_type_of(row)
-        if session_type == "workflow":
-            # agno's workflow sessions have no summary: AgentOS accepts one and drops it.
-            changes.pop("summary", None)
-        store.update_session(db, database.models, row, **changes)
-        runs = store.get_runs(db, database.models, session_id)
-    return views.session_detail(row, runs, session_type, omit_nulls=False), 200
+    row, runs = await database.run(_change_session, session_id, changes, user_id=user_id, write=True)
+    if row is None:
+        raise NotFound(f"Session with id '{session_id}' not found")
+    return views.session_detail(row, runs, views.session_type_of(row), omit_nulls=False), 200
+
+
+def _change_session(db, m, session_id, changes, *, user_id):
+    """Apply ``changes`` to the session and return it with its runs, or (None, []) if there is none."""
+    row = store.get_session(db, m, session_id, user_id=user_id)
+    if row is None:
+        return None, []
+    if views.session_type_of(row) == "workflow":
+        # agno's workflow sessions have no summary: AgentOS accepts one and drops it.
+        changes = {key: value for key, value in changes.items() if key != "summary"}
+    store.update_session(db, m, row, **changes)
+    return row, store.get_runs(db, m, session_id)
 
 
 def _summary(summary: dict) -> dict:
@@ -271,22 +275,19 @@ def _summary(summary: dict) -> dict:
     return stored
 
 
-def delete_session(*, session_id, user_id=None, db_id=None, table=None, delete_media=False):
+async def delete_session(*, session_id, user_id=None, db_id=None, table=None, delete_media=False):
     """Delete a session and its runs; an absent session is not an error, another owner's is a 404."""
     database = resolve_database(db_id, table)
-    with database.unit_of_work(write=True) as db:
-        deleted = store.delete_sessions(db, database.models, [session_id], user_id=user_id)
-        if not deleted and user_id is not None and store.session_id_taken(db, database.models, session_id):
-            # AgentOS answers 204 and keeps the session: a delete that did nothing must not look done.
-            raise NotFound(f"Session with id '{session_id}' not found")
+    if not await database.run(store.delete_owned_session, session_id, user_id=user_id, write=True):
+        # AgentOS answers 204 and keeps the session: a delete that did nothing must not look done.
+        raise NotFound(f"Session with id '{session_id}' not found")
     return None, 204
 
 
-def delete_sessions(*, body, user_id=None, db_id=None, table=None, delete_media=False):
+async def delete_sessions(*, body, user_id=None, db_id=None, table=None, delete_media=False):
     """Delete several sessions and their runs."""
     if len(body["session_ids"]) != len(body["session_types"]):
         raise BadRequest("Session IDs and session types must have the same length")
     database = resolve_database(db_id, table)
-    with database.unit_of_work(write=True) as db:
-        store.delete_sessions(db, database.models, body["session_ids"], user_id=user_id)
+    await database.run(store.delete_sessions, body["session_ids"], user_id=user_id, write=True)
     return None, 204

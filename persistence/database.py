@@ -1,97 +1,186 @@
-"""Engines and units of work, one per configured database."""
+"""Databases and their units of work, for a server whose handlers run on an asyncio event loop.
+
+A unit of work is a plain function ``work(db, models, ...)`` over a SQLAlchemy ``Session``
+(the store functions are such functions); :meth:`Database.run` runs it in one transaction,
+committed when it returns and rolled back if it raises. How it runs depends on the engine:
+
+* SQLite is a library call on a local file, microseconds long: the work runs inline on the
+  event loop, on one connection, without a hand-off to a thread. A write begins with
+  ``BEGIN IMMEDIATE`` so that it holds the write lock from its first read; when another process
+  holds that lock the unit of work is retried after an ``asyncio.sleep``, never by SQLite's busy
+  handler, which would sleep on the event loop.
+* A database behind a network (PostgreSQL) goes through SQLAlchemy's asyncio engine: the same
+  work function runs in ``AsyncSession.run_sync``, where each statement awaits the driver, so
+  the event loop is never blocked on the network.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+import random
+import sqlite3
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from persistence import store
 from persistence.models import Models, models_for
 from settings import DatabaseSettings
 
+P = ParamSpec("P")
+T = TypeVar("T")
+Work = Callable[Concatenate[Session, Models, P], T]
 
-@dataclass
+
+class DatabaseBusy(Exception):
+    """The database stayed locked by another process for longer than the unit of work may wait."""
+
+
 class Database:
-    """One configured database: its engine, its session factory and its table models."""
+    """One configured database: where it is, its table models and how units of work run on it."""
 
-    id: str
-    settings: DatabaseSettings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    models: Models
-    # SQLite takes one writer at a time; writers of this process queue here instead of in
-    # SQLite's busy handler, whose growing sleeps (up to 100 ms a try) make the tail latency.
-    writer: threading.Lock | None = field(default=None, repr=False)
+    def __init__(self, db_id: str, settings: DatabaseSettings) -> None:
+        self.id = db_id
+        self.settings = settings
+        self.models = models_for(settings.session_table, settings.runs_table)
 
     @property
     def session_table(self) -> str:
         return self.settings.session_table
 
-    @contextmanager
-    def unit_of_work(self, *, write: bool = False) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back if it raises.
+    @property
+    def dialect(self) -> str:
+        raise NotImplementedError
 
-        ``write=True`` for a transaction that changes rows: on SQLite it waits its turn first.
+    async def run(self, work: Work[P, T], /, *args: P.args, write: bool = False, **kwargs: P.kwargs) -> T:
+        """Run ``work(db, models, *args, **kwargs)`` in one transaction and return its result.
+
+        ``write=True`` for work that changes rows.
         """
-        turn = self.writer if write and self.writer is not None else nullcontext()
-        with turn, self.sessions.begin() as session:
-            yield session
+        raise NotImplementedError
 
-    def create_missing_tables(self) -> list[str]:
+    async def create_missing_tables(self) -> list[str]:
         """Create the sessions and runs tables (with agno's DDL) where they do not exist yet."""
-        with self.unit_of_work(write=True) as db:
-            return store.create_missing_tables(db, self.models)
+        return await self.run(store.create_missing_tables, write=True)
 
-    def dispose(self) -> None:
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class SQLiteDatabase(Database):
+    """SQLite, run inline on the event loop (see the module's docstring)."""
+
+    # How long a unit of work waits for another process's write lock before giving up (503).
+    LOCK_WAIT_SECONDS = 5.0
+
+    def __init__(self, db_id: str, settings: DatabaseSettings, url: URL) -> None:
+        super().__init__(db_id, settings)
+        memory = url.database in (None, "", ":memory:")
+        # Every unit of work runs to its end before the next starts (no await inside one), so one
+        # connection is all the event loop uses; it is kept open, with a warm page cache. A
+        # private in-memory database keeps SQLAlchemy's default pool, which shares one connection.
+        options: dict[str, Any] = {} if memory else {"pool_size": 1, "max_overflow": 4}
+        self.engine = sqlite_engine(url, **options)
+        immediate = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        self._readers = sessionmaker(self.engine, expire_on_commit=False)
+        self._writers = sessionmaker(immediate, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite"
+
+    async def run(self, work: Work[P, T], /, *args: P.args, write: bool = False, **kwargs: P.kwargs) -> T:
+        sessions = self._writers if write else self._readers
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.LOCK_WAIT_SECONDS
+        pause = 0.0005
+        while True:
+            try:
+                with sessions.begin() as db:
+                    return work(db, self.models, *args, **kwargs)
+            except OperationalError as error:
+                if not _is_busy(error):
+                    raise
+                if loop.time() >= deadline:
+                    raise DatabaseBusy(f"database {self.id!r} stayed locked by another process") from error
+            # Another process writes: let this process serve other requests meanwhile.
+            await asyncio.sleep(pause * random.uniform(0.5, 1.0))
+            pause = min(pause * 2, 0.02)
+
+    async def close(self) -> None:
         self.engine.dispose()
 
 
+class AsyncDriverDatabase(Database):
+    """A database behind a network, through SQLAlchemy's asyncio engine (see the module's docstring)."""
+
+    def __init__(self, db_id: str, settings: DatabaseSettings, url: URL) -> None:
+        super().__init__(db_id, settings)
+        self.engine: AsyncEngine = create_async_engine(url, json_serializer=json.dumps, pool_pre_ping=True)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def run(self, work: Work[P, T], /, *args: P.args, write: bool = False, **kwargs: P.kwargs) -> T:
+        async with self._sessions.begin() as db:
+            return await db.run_sync(work, self.models, *args, **kwargs)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
 def open_database(db_id: str, settings: DatabaseSettings) -> Database:
-    """Build the engine for one configured database; connects lazily."""
-    engine = _create_engine(settings.url)
-    return Database(
-        id=db_id,
-        settings=settings,
-        engine=engine,
-        sessions=sessionmaker(engine, expire_on_commit=False),
-        models=models_for(settings.session_table, settings.runs_table),
-        writer=threading.Lock() if engine.dialect.name == "sqlite" else None,
-    )
+    """The database for one configuration; connects lazily, on its first unit of work."""
+    url = make_url(settings.url)
+    if url.get_backend_name() == "sqlite":
+        return SQLiteDatabase(db_id, settings, url)
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
+        # psycopg 3 is the driver with an asyncio interface; a bare postgresql:// URL means it too.
+        url = url.set(drivername="postgresql+psycopg")
+    return AsyncDriverDatabase(db_id, settings, url)
 
 
-def _create_engine(url: str) -> Engine:
+def sqlite_engine(url: str | URL, **options: Any) -> Engine:
+    """A synchronous SQLite engine configured as the server uses it: agno's JSON, the foreign-key
+    cascade, WAL, no busy handler, transactions begun by SQLAlchemy (``BEGIN IMMEDIATE`` on
+    connections with the ``sqlite_begin`` execution option set to it)."""
     # json.dumps with its defaults is what agno's engines write, byte for byte.
-    options = {"json_serializer": json.dumps}
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        # Keep a connection per server thread: a new SQLite connection starts with a cold page
-        # cache and runs the PRAGMAs below, which under load cost more than the query.
-        options.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
-    engine = create_engine(url, **options)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _configure_sqlite_connection)
+    engine = create_engine(url, json_serializer=json.dumps, **options)
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine
 
 
-SQLITE_POOL_SIZE = 40
-
-
 def _configure_sqlite_connection(dbapi_connection, _record) -> None:
-    """Enforce the runs -> sessions cascade, as agno does, and wait on locks instead of failing."""
+    """Enforce the runs -> sessions cascade as agno does; WAL so that readers never wait for writers."""
     dbapi_connection.create_function("casefold", 1, _casefold, deterministic=True)
+    # Transactions are begun by _begin_sqlite_transaction, not by the driver.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA busy_timeout = 5000")
+        # A locked database raises at once; SQLiteDatabase.run waits for it without blocking.
+        cursor.execute("PRAGMA busy_timeout = 0")
         cursor.execute("PRAGMA journal_mode = WAL")
     finally:
         cursor.close()
+
+
+def _begin_sqlite_transaction(connection) -> None:
+    connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+
+def _is_busy(error: OperationalError) -> bool:
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _casefold(value: object) -> str | None:

@@ -30,6 +30,14 @@ def get_session(db: Session, m: Models, session_id: str, *, user_id: str | None 
     return db.scalars(stmt).one_or_none()
 
 
+def get_session_with_runs(
+    db: Session, m: Models, session_id: str, *, user_id: str | None = None
+) -> tuple[SessionColumns | None, list[dict[str, Any]]]:
+    """A session row and its runs, or (None, []) if it does not exist (or is not ``user_id``'s)."""
+    row = get_session(db, m, session_id, user_id=user_id)
+    return (row, get_runs(db, m, session_id)) if row is not None else (None, [])
+
+
 def session_id_taken(db: Session, m: Models, session_id: str) -> bool:
     return db.scalar(select(m.Session.session_id).where(m.Session.session_id == session_id)) is not None
 
@@ -154,16 +162,15 @@ def insert_session(db: Session, m: Models, **columns: Any) -> SessionColumns:
     return row
 
 
+def insert_new_session(db: Session, m: Models, **columns: Any) -> SessionColumns | None:
+    """Add a new session row, or return None (and add nothing) if its session_id is taken."""
+    if session_id_taken(db, m, columns["session_id"]):
+        return None
+    return insert_session(db, m, **columns)
+
+
 def touch(row: SessionColumns) -> None:
     row.updated_at = now()
-
-
-def rename_session(db: Session, m: Models, row: SessionColumns, session_name: str) -> SessionColumns:
-    """Set the stored session name; the runs are not touched."""
-    row.session_data = {**(row.session_data or {}), "session_name": session_name}
-    touch(row)
-    db.flush()
-    return row
 
 
 _UNSET: Any = object()
@@ -208,6 +215,16 @@ def delete_sessions(db: Session, m: Models, session_ids: Sequence[str], *, user_
     db.execute(delete(m.Run).where(m.Run.session_id.in_(ids)))
     db.execute(delete(m.Session).where(m.Session.session_id.in_(ids)))
     return len(ids)
+
+
+def delete_owned_session(db: Session, m: Models, session_id: str, *, user_id: str | None = None) -> bool:
+    """Delete a session and its runs unless it belongs to another user than ``user_id``.
+
+    True when the session is gone (deleted, or never there); False when it is another user's.
+    """
+    if delete_sessions(db, m, [session_id], user_id=user_id):
+        return True
+    return user_id is None or not session_id_taken(db, m, session_id)
 
 
 def create_missing_tables(db: Session, m: Models) -> list[str]:

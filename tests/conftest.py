@@ -8,8 +8,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import create_app
-from persistence.database import open_database
 from settings import DatabaseSettings, Settings
+from tests.direct import DirectDatabase
 
 DB_ID = "main"
 
@@ -42,6 +42,6 @@ def client(app):
 @pytest.fixture
 def database(client, settings):
     """Direct access to the test database, to check what the API stored."""
-    database = open_database(DB_ID, settings.databases[DB_ID])
+    database = DirectDatabase(settings.databases[DB_ID])
     yield database
     database.dispose()

@@ -8,6 +8,7 @@ from starlette.testclient import TestClient
 from app import create_app
 from settings import DatabaseSettings, Settings
 from tests.api.helpers import stored_session
+from tests.direct import DirectDatabase
 
 
 @pytest.fixture
@@ -55,9 +56,7 @@ def test_db_id_selects_the_database_and_its_tables(multi_client, two_databases):
     assert multi_client.get("/sessions", params={"db_id": "a"}).json()["data"] == []
     assert multi_client.get("/sessions/in-b", params={"db_id": "a"}).status_code == 404
 
-    from persistence.database import open_database
-
-    archive = open_database("b", two_databases.databases["b"])
+    archive = DirectDatabase(two_databases.databases["b"])
     try:
         assert stored_session(archive, "in-b").session_id == "in-b"
         assert archive.models.Run.__tablename__ == "archive_runs"

@@ -6,16 +6,17 @@ import pytest
 from sqlalchemy import inspect, text
 
 from persistence import store
-from persistence.database import open_database
 from persistence.models import SchemaVersion
 from settings import DatabaseSettings
+from tests.direct import DirectDatabase
 
 
 @pytest.fixture
 def database(db_url):
     """An opened database with agno's tables created."""
-    database = open_database("main", DatabaseSettings(db_url))
-    database.create_missing_tables()
+    database = DirectDatabase(DatabaseSettings(db_url))
+    with database.unit_of_work() as db:
+        store.create_missing_tables(db, database.models)
     yield database
     database.dispose()
 

@@ -1,0 +1,37 @@
+"""Straight access to a test database, for tests to seed rows and check what the server stored.
+
+It uses its own synchronous engine, independent of how the server runs its units of work.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from persistence.database import sqlite_engine
+from persistence.models import models_for
+from settings import DatabaseSettings
+
+
+class DirectDatabase:
+    def __init__(self, settings: DatabaseSettings) -> None:
+        url = make_url(settings.url)
+        if url.get_backend_name() == "sqlite":
+            self.engine = sqlite_engine(url)
+        else:
+            self.engine = create_engine(url, json_serializer=json.dumps)
+        self.models = models_for(settings.session_table, settings.runs_table)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """A transaction, committed when the block ends."""
+        with self._sessions.begin() as db:
+            yield db
+
+    def dispose(self) -> None:
+        self.engine.dispose()
