@@ -261,7 +261,7 @@ def _change_session(db, m, session_id, changes, *, user_id):
     if views.session_type_of(row) == "workflow":
         # agno's workflow sessions have no summary: AgentOS accepts one and drops it.
         changes = {key: value for key, value in changes.items() if key != "summary"}
-    store.update_session(db, m, row, **changes)
+    row = store.update_session(db, m, row, **changes)
     return row, store.get_runs(db, m, session_id)
 
 

@@ -1,6 +1,6 @@
 """Databases and their units of work, for a server whose handlers run on an asyncio event loop.
 
-A unit of work is a plain function ``work(db, models, ...)`` over a SQLAlchemy ``Session``
+A unit of work is a plain function ``work(db, models, ...)`` over a SQLAlchemy ``Connection``
 (the store functions are such functions); :meth:`Database.run` runs it in one transaction,
 committed when it returns and rolled back if it raises. How it runs depends on the engine:
 
@@ -10,7 +10,7 @@ committed when it returns and rolled back if it raises. How it runs depends on t
   holds that lock the unit of work is retried after an ``asyncio.sleep``, never by SQLite's busy
   handler, which would sleep on the event loop.
 * A database behind a network (PostgreSQL) goes through SQLAlchemy's asyncio engine: the same
-  work function runs in ``AsyncSession.run_sync``, where each statement awaits the driver, so
+  work function runs in ``AsyncConnection.run_sync``, where each statement awaits the driver, so
   the event loop is never blocked on the network.
 """
 
@@ -23,11 +23,10 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from persistence import store
 from persistence.models import Models, models_for
@@ -35,7 +34,7 @@ from settings import DatabaseSettings
 
 P = ParamSpec("P")
 T = TypeVar("T")
-Work = Callable[Concatenate[Session, Models, P], T]
+Work = Callable[Concatenate[Connection, Models, P], T]
 
 
 class DatabaseBusy(Exception):
@@ -87,22 +86,20 @@ class SQLiteDatabase(Database):
         # private in-memory database keeps SQLAlchemy's default pool, which shares one connection.
         options: dict[str, Any] = {} if memory else {"pool_size": 1, "max_overflow": 4}
         self.engine = sqlite_engine(url, **options)
-        immediate = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-        self._readers = sessionmaker(self.engine, expire_on_commit=False)
-        self._writers = sessionmaker(immediate, expire_on_commit=False)
+        self._writer = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
 
     @property
     def dialect(self) -> str:
         return "sqlite"
 
     async def run(self, work: Work[P, T], /, *args: P.args, write: bool = False, **kwargs: P.kwargs) -> T:
-        sessions = self._writers if write else self._readers
+        engine = self._writer if write else self.engine
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.LOCK_WAIT_SECONDS
         pause = 0.0005
         while True:
             try:
-                with sessions.begin() as db:
+                with engine.begin() as db:
                     return work(db, self.models, *args, **kwargs)
             except OperationalError as error:
                 if not _is_busy(error):
@@ -123,14 +120,13 @@ class AsyncDriverDatabase(Database):
     def __init__(self, db_id: str, settings: DatabaseSettings, url: URL) -> None:
         super().__init__(db_id, settings)
         self.engine: AsyncEngine = create_async_engine(url, json_serializer=json.dumps, pool_pre_ping=True)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def run(self, work: Work[P, T], /, *args: P.args, write: bool = False, **kwargs: P.kwargs) -> T:
-        async with self._sessions.begin() as db:
+        async with self.engine.begin() as db:
             return await db.run_sync(work, self.models, *args, **kwargs)
 
     async def close(self) -> None:

@@ -11,7 +11,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 JsonValue = Any
@@ -93,6 +93,14 @@ class Models:
     Session: type[SessionColumns]
     Run: type[RunColumns]
     base: type[DeclarativeBase]
+
+    @property
+    def sessions(self) -> Table:
+        return self.Session.__table__  # type: ignore[attr-defined]
+
+    @property
+    def runs(self) -> Table:
+        return self.Run.__table__  # type: ignore[attr-defined]
 
 
 @functools.cache

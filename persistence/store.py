@@ -1,20 +1,40 @@
 """Store functions over agno's sessions and runs tables.
 
-Each takes the SQLAlchemy ``Session`` first and the table ``Models`` second, never commits
-(the caller's unit of work does) and knows nothing of HTTP.
+Each takes a SQLAlchemy ``Connection`` inside a transaction first and the table ``Models``
+second, never commits (the caller's unit of work does) and knows nothing of HTTP. They are
+written with SQLAlchemy Core: a request's few statements cost a fraction of what the ORM's
+identity map and unit of work would (bench/README). Session rows come back as ``Row`` objects
+with the attribute names of :class:`~persistence.models.SessionColumns` (``metadata_`` for
+the ``metadata`` column).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, delete, func, inspect, or_, select, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Connection,
+    Row,
+    Select,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy import update as update_statement
 
-from persistence.models import AGNO_TABLE_VERSION, Models, SchemaVersion, SessionColumns
+from persistence.models import AGNO_TABLE_VERSION, Models, SchemaVersion
+
+SessionRow = Row[Any]
 
 
 def now() -> int:
@@ -22,56 +42,77 @@ def now() -> int:
     return int(time.time())
 
 
-def get_session(db: Session, m: Models, session_id: str, *, user_id: str | None = None) -> SessionColumns | None:
+@functools.cache
+def _statements(m: Models) -> _Statements:
+    return _Statements(m)
+
+
+class _Statements:
+    """The statements every request runs, built once per pair of tables (bound by name)."""
+
+    def __init__(self, m: Models) -> None:
+        S, R = m.sessions, m.runs
+        self.session_columns = [column.label("metadata_") if column.key == "metadata" else column for column in S.c]
+        by_id = select(*self.session_columns).where(S.c.session_id == bindparam("session_id"))
+        self.get_session = by_id
+        self.get_owned_session = by_id.where(S.c.user_id == bindparam("user_id"))
+        self.session_exists = select(S.c.session_id).where(S.c.session_id == bindparam("session_id"))
+        run_order = [R.c[column].asc() for column in _RUN_ORDER]
+        self.run_order = run_order
+        self.get_runs = select(R.c.run_data).where(R.c.session_id == bindparam("session_id")).order_by(*run_order)
+        self.get_run = select(R.c.run_data).where(
+            R.c.session_id == bindparam("session_id"), R.c.run_id == bindparam("run_id")
+        )
+        self.has_runs = select(R.c.run_id).where(R.c.session_id == bindparam("session_id")).limit(1)
+        self.insert_session = insert(S).returning(*self.session_columns)
+
+
+def get_session(db: Connection, m: Models, session_id: str, *, user_id: str | None = None) -> SessionRow | None:
     """One session row, or None if it does not exist (or is not ``user_id``'s)."""
-    stmt = select(m.Session).where(m.Session.session_id == session_id)
-    if user_id is not None:
-        stmt = stmt.where(m.Session.user_id == user_id)
-    return db.scalars(stmt).one_or_none()
+    q = _statements(m)
+    if user_id is None:
+        return db.execute(q.get_session, {"session_id": session_id}).one_or_none()
+    return db.execute(q.get_owned_session, {"session_id": session_id, "user_id": user_id}).one_or_none()
 
 
 def get_session_with_runs(
-    db: Session, m: Models, session_id: str, *, user_id: str | None = None
-) -> tuple[SessionColumns | None, list[dict[str, Any]]]:
+    db: Connection, m: Models, session_id: str, *, user_id: str | None = None
+) -> tuple[SessionRow | None, list[dict[str, Any]]]:
     """A session row and its runs, or (None, []) if it does not exist (or is not ``user_id``'s)."""
     row = get_session(db, m, session_id, user_id=user_id)
     return (row, get_runs(db, m, session_id)) if row is not None else (None, [])
 
 
-def session_id_taken(db: Session, m: Models, session_id: str) -> bool:
-    return db.scalar(select(m.Session.session_id).where(m.Session.session_id == session_id)) is not None
+def session_id_taken(db: Connection, m: Models, session_id: str) -> bool:
+    return db.execute(_statements(m).session_exists, {"session_id": session_id}).first() is not None
 
 
-def get_runs(db: Session, m: Models, session_id: str) -> list[dict[str, Any]]:
+def get_runs(db: Connection, m: Models, session_id: str) -> list[dict[str, Any]]:
     """The stored run dicts of a session, in agno's order."""
-    stmt = select(m.Run.run_data).where(m.Run.session_id == session_id).order_by(*_run_order(m))
-    return [run for run in db.scalars(stmt) if isinstance(run, dict)]
+    runs = db.execute(_statements(m).get_runs, {"session_id": session_id}).scalars()
+    return [run for run in runs if isinstance(run, dict)]
 
 
-def get_run(db: Session, m: Models, session_id: str, run_id: str) -> dict[str, Any] | None:
+def get_run(db: Connection, m: Models, session_id: str, run_id: str) -> dict[str, Any] | None:
     """One stored run dict of a session, or None."""
-    stmt = select(m.Run.run_data).where(m.Run.session_id == session_id, m.Run.run_id == run_id)
-    run = db.scalar(stmt)
+    run = db.execute(_statements(m).get_run, {"session_id": session_id, "run_id": run_id}).scalar()
     return run if isinstance(run, dict) else None
 
 
-def has_runs(db: Session, m: Models, session_id: str) -> bool:
-    return db.scalar(select(m.Run.run_id).where(m.Run.session_id == session_id).limit(1)) is not None
+def has_runs(db: Connection, m: Models, session_id: str) -> bool:
+    return db.execute(_statements(m).has_runs, {"session_id": session_id}).first() is not None
 
 
 _RUN_ORDER = ("run_index", "created_at", "run_id")
 
 
-def _run_order(m: Models):
-    return [getattr(m.Run, column).asc() for column in _RUN_ORDER]
-
-
-def first_runs(db: Session, m: Models, session_ids: Sequence[str], *, count: int) -> dict[str, list[dict[str, Any]]]:
+def first_runs(db: Connection, m: Models, session_ids: Sequence[str], *, count: int) -> dict[str, list[dict[str, Any]]]:
     """The first ``count`` runs of each session, in agno's order, in one query."""
     if not session_ids:
         return {}
-    position = func.row_number().over(partition_by=m.Run.session_id, order_by=_run_order(m)).label("position")
-    ranked = select(m.Run.session_id, m.Run.run_data, position).where(m.Run.session_id.in_(session_ids)).subquery()
+    R = m.runs
+    position = func.row_number().over(partition_by=R.c.session_id, order_by=_statements(m).run_order).label("position")
+    ranked = select(R.c.session_id, R.c.run_data, position).where(R.c.session_id.in_(session_ids)).subquery()
     stmt = select(ranked.c.session_id, ranked.c.run_data).where(ranked.c.position <= count)
     runs: dict[str, list[dict[str, Any]]] = {session_id: [] for session_id in session_ids}
     for session_id, run in db.execute(stmt.order_by(ranked.c.session_id, ranked.c.position)):
@@ -80,12 +121,14 @@ def first_runs(db: Session, m: Models, session_ids: Sequence[str], *, count: int
     return runs
 
 
-def iter_runs(db: Session, m: Models, session_id: str, *, start: int = 0, batch: int = 4) -> Iterable[dict[str, Any]]:
+def iter_runs(
+    db: Connection, m: Models, session_id: str, *, start: int = 0, batch: int = 4
+) -> Iterable[dict[str, Any]]:
     """A session's runs in order from the ``start``-th, fetched a few at a time, for callers that stop early."""
+    stmt = _statements(m).get_runs.limit(batch)
     offset = start
     while True:
-        stmt = select(m.Run.run_data).where(m.Run.session_id == session_id).order_by(*_run_order(m))
-        runs = list(db.scalars(stmt.limit(batch).offset(offset)))
+        runs = db.execute(stmt.offset(offset), {"session_id": session_id}).scalars().all()
         yield from (run for run in runs if isinstance(run, dict))
         if len(runs) < batch:
             return
@@ -93,7 +136,7 @@ def iter_runs(db: Session, m: Models, session_id: str, *, start: int = 0, batch:
 
 
 def list_sessions(
-    db: Session,
+    db: Connection,
     m: Models,
     *,
     session_type: str | None = None,
@@ -104,120 +147,126 @@ def list_sessions(
     page: int = 1,
     sort_by: str = "created_at",
     sort_order: str = "desc",
-) -> tuple[Sequence[SessionColumns], int]:
+) -> tuple[Sequence[SessionRow], int]:
     """One page of sessions (without their runs) and the total count matching the filters."""
-    S = m.Session
-    stmt = select(S)
+    S = m.sessions.c
+    conditions = []
     if user_id is not None:
-        stmt = stmt.where(S.user_id == user_id)
+        conditions.append(S.user_id == user_id)
     if component_id is not None:
         component_column = {"agent": S.agent_id, "team": S.team_id, "workflow": S.workflow_id}
         if session_type is None:
-            stmt = stmt.where(or_(S.agent_id == component_id, S.team_id == component_id, S.workflow_id == component_id))
+            conditions.append(or_(S.agent_id == component_id, S.team_id == component_id, S.workflow_id == component_id))
         else:
-            stmt = stmt.where(component_column[session_type] == component_id)
+            conditions.append(component_column[session_type] == component_id)
     if session_type is not None:
-        stmt = stmt.where(S.session_type == session_type)
+        conditions.append(S.session_type == session_type)
     if session_name:
-        stmt = stmt.where(_name_contains(db, m, session_name))
-    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    rows = db.scalars(_sorted(db, stmt, m, sort_by, sort_order).limit(limit).offset((page - 1) * limit)).all()
+        conditions.append(_name_contains(db, m, session_name))
+    total = db.execute(select(func.count()).select_from(m.sessions).where(*conditions)).scalar() or 0
+    page_stmt = select(*_statements(m).session_columns).where(*conditions)
+    rows = db.execute(_sorted(db, page_stmt, m, sort_by, sort_order).limit(limit).offset((page - 1) * limit)).all()
     return rows, total
 
 
-def _stored_name(db: Session, m: Models):
+def _stored_name(db: Connection, m: Models):
     """SQL expression for session_data.session_name as text."""
-    if db.get_bind().dialect.name == "postgresql":
-        return m.Session.session_data.op("->>")("session_name")
-    return type_coerce(func.json_extract(m.Session.session_data, "$.session_name"), String)
+    session_data = m.sessions.c.session_data
+    if db.dialect.name == "postgresql":
+        return session_data.op("->>")("session_name")
+    return type_coerce(func.json_extract(session_data, "$.session_name"), String)
 
 
-def _name_contains(db: Session, m: Models, needle: str):
+def _name_contains(db: Connection, m: Models, needle: str):
     """Case-insensitive, Unicode-aware substring match on the stored session name only."""
     name = _stored_name(db, m)
-    if db.get_bind().dialect.name == "postgresql":
+    if db.dialect.name == "postgresql":
         return func.strpos(func.lower(name), func.lower(needle)) > 0
     # casefold() is registered on every SQLite connection (persistence.database).
     return func.instr(func.casefold(name), needle.casefold()) > 0
 
 
-def _sorted(db: Session, stmt: Select, m: Models, sort_by: str, sort_order: str) -> Select:
-    S = m.Session
+def _sorted(db: Connection, stmt: Select, m: Models, sort_by: str, sort_order: str) -> Select:
+    S = m.sessions.c
     if sort_by == "session_name":
         key = func.coalesce(_stored_name(db, m), "")
     elif sort_by == "updated_at":
         key = func.coalesce(S.updated_at, S.created_at)
     else:
-        key = getattr(S, sort_by)
+        key = S[sort_by]
     direction = (lambda c: c.asc()) if sort_order == "asc" else (lambda c: c.desc())
     # session_id breaks ties so that pages neither repeat nor skip rows.
     return stmt.order_by(direction(key), direction(S.session_id))
 
 
-def insert_session(db: Session, m: Models, **columns: Any) -> SessionColumns:
-    """Add a new session row; the caller has checked that its id is free."""
-    row = m.Session(**columns)
-    db.add(row)
-    db.flush()
-    return row
+def insert_session(db: Connection, m: Models, **columns: Any) -> SessionRow:
+    """Add a new session row (``metadata_`` for the metadata column) and return it as stored."""
+    values = {("metadata" if key == "metadata_" else key): value for key, value in columns.items()}
+    return db.execute(_statements(m).insert_session, values).one()
 
 
-def insert_new_session(db: Session, m: Models, **columns: Any) -> SessionColumns | None:
+def insert_new_session(db: Connection, m: Models, **columns: Any) -> SessionRow | None:
     """Add a new session row, or return None (and add nothing) if its session_id is taken."""
     if session_id_taken(db, m, columns["session_id"]):
         return None
     return insert_session(db, m, **columns)
 
 
-def touch(row: SessionColumns) -> None:
-    row.updated_at = now()
-
-
 _UNSET: Any = object()
 
 
 def update_session(
-    db: Session,
+    db: Connection,
     m: Models,
-    row: SessionColumns,
+    row: SessionRow,
     *,
     session_name: str | None = None,
     session_state: dict | None = None,
     metadata: Any = _UNSET,
     summary: dict | None = None,
-) -> SessionColumns:
-    """Replace the fields given (AgentOS's PATCH): name and state inside session_data, metadata, summary."""
+) -> SessionRow:
+    """Replace the fields given (AgentOS's PATCH): name and state inside session_data, metadata, summary.
+
+    ``row`` is the session as read in this transaction; the session as stored after is returned.
+    """
+    values: dict[str, Any] = {"updated_at": now()}
     if session_name is not None or session_state is not None:
         data = dict(row.session_data or {})
         if session_name is not None:
             data["session_name"] = session_name
         if session_state is not None:
             data["session_state"] = session_state
-        row.session_data = data
+        values["session_data"] = data
     if metadata is not _UNSET:
-        row.metadata_ = metadata
+        values["metadata"] = metadata
     if summary is not None:
-        row.summary = summary
-    touch(row)
-    db.flush()
-    return row
+        values["summary"] = summary
+    S = m.sessions
+    stmt = (
+        update_statement(S)
+        .where(S.c.session_id == row.session_id)
+        .values(values)
+        .returning(*_statements(m).session_columns)
+    )
+    return db.execute(stmt).one()
 
 
-def delete_sessions(db: Session, m: Models, session_ids: Sequence[str], *, user_id: str | None = None) -> int:
+def delete_sessions(db: Connection, m: Models, session_ids: Sequence[str], *, user_id: str | None = None) -> int:
     """Delete sessions and their runs; ids that do not exist (or are not ``user_id``'s) are skipped."""
-    owned = select(m.Session.session_id).where(m.Session.session_id.in_(session_ids))
+    S, R = m.sessions, m.runs
+    owned = select(S.c.session_id).where(S.c.session_id.in_(session_ids))
     if user_id is not None:
-        owned = owned.where(m.Session.user_id == user_id)
-    ids = list(db.scalars(owned))
+        owned = owned.where(S.c.user_id == user_id)
+    ids = db.execute(owned).scalars().all()
     if not ids:
         return 0
     # Explicit, so that tables created without the foreign key (older agno) lose their runs too.
-    db.execute(delete(m.Run).where(m.Run.session_id.in_(ids)))
-    db.execute(delete(m.Session).where(m.Session.session_id.in_(ids)))
+    db.execute(delete(R).where(R.c.session_id.in_(ids)))
+    db.execute(delete(S).where(S.c.session_id.in_(ids)))
     return len(ids)
 
 
-def delete_owned_session(db: Session, m: Models, session_id: str, *, user_id: str | None = None) -> bool:
+def delete_owned_session(db: Connection, m: Models, session_id: str, *, user_id: str | None = None) -> bool:
     """Delete a session and its runs unless it belongs to another user than ``user_id``.
 
     True when the session is gone (deleted, or never there); False when it is another user's.
@@ -227,18 +276,20 @@ def delete_owned_session(db: Session, m: Models, session_id: str, *, user_id: st
     return user_id is None or not session_id_taken(db, m, session_id)
 
 
-def create_missing_tables(db: Session, m: Models) -> list[str]:
+def create_missing_tables(db: Connection, m: Models) -> list[str]:
     """Create the sessions and runs tables where missing, recording them as agno would."""
-    connection = db.connection()
-    existing = set(inspect(connection).get_table_names())
+    existing = set(inspect(db).get_table_names())
     created = [t.name for t in m.base.metadata.sorted_tables if t.name not in existing]
     if not created:
         return []
-    m.base.metadata.create_all(connection, checkfirst=True)
-    SchemaVersion.metadata.create_all(connection, checkfirst=True)
+    m.base.metadata.create_all(db, checkfirst=True)
+    versions = SchemaVersion.__table__
+    versions.create(db, checkfirst=True)
+    recorded = set(db.execute(select(versions.c.table_name).where(versions.c.table_name.in_(created))).scalars())
     stamp = datetime.now().isoformat()
     for name in created:
-        if db.get(SchemaVersion, name) is None:
-            db.add(SchemaVersion(table_name=name, version=AGNO_TABLE_VERSION, created_at=stamp, updated_at=stamp))
-    db.flush()
+        if name not in recorded:
+            db.execute(
+                insert(versions).values(table_name=name, version=AGNO_TABLE_VERSION, created_at=stamp, updated_at=stamp)
+            )
     return created

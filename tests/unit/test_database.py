@@ -39,7 +39,6 @@ def _count(path) -> int:
 
 def test_a_write_begins_immediate_and_a_read_deferred(database):
     def mode(db, _m):
-        db.connection()  # the transaction begins with the session's first use of its connection
         # A transaction begun IMMEDIATE holds the write lock: a second writer is refused at once.
         other = sqlite3.connect(database.engine.url.database, timeout=0, isolation_level=None)
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from persistence import store
 from persistence.models import SchemaVersion
@@ -15,7 +15,7 @@ from tests.direct import DirectDatabase
 def database(db_url):
     """An opened database with agno's tables created."""
     database = DirectDatabase(DatabaseSettings(db_url))
-    with database.unit_of_work() as db:
+    with database.engine.begin() as db:
         store.create_missing_tables(db, database.models)
     yield database
     database.dispose()
@@ -23,7 +23,7 @@ def database(db_url):
 
 def add(database, session_id, **columns):
     defaults = {"session_type": "agent", "created_at": 100, "updated_at": 100}
-    with database.unit_of_work() as db:
+    with database.engine.begin() as db:
         store.insert_session(db, database.models, session_id=session_id, **{**defaults, **columns})
 
 
@@ -42,9 +42,9 @@ def add_run(database, session_id, run_id, index, **run_data):
 
 
 def test_missing_tables_are_created_once_and_recorded_like_agno(database):
-    with database.unit_of_work() as db:
+    with database.engine.begin() as db:
         assert store.create_missing_tables(db, database.models) == []
-        versions = {v.table_name: v.version for v in db.query(SchemaVersion)}
+        versions = dict(db.execute(select(SchemaVersion.table_name, SchemaVersion.version)).all())
     assert versions == {"agno_sessions": "3.0.0", "agno_runs": "3.0.0"}
     indexes = {i["name"] for i in inspect(database.engine).get_indexes("agno_runs")}
     assert "idx_agno_runs_session_id_run_index" in indexes
@@ -53,7 +53,7 @@ def test_missing_tables_are_created_once_and_recorded_like_agno(database):
 def test_list_sessions_sorts_with_session_id_tie_breaker(database):
     for sid in ("b", "a", "c"):
         add(database, sid)
-    with database.unit_of_work() as db:
+    with database.engine.begin() as db:
         rows, total = store.list_sessions(db, database.models, sort_by="created_at", sort_order="asc")
         assert ([r.session_id for r in rows], total) == (["a", "b", "c"], 3)
         rows, _ = store.list_sessions(db, database.models, sort_by="created_at", sort_order="desc", limit=2)
@@ -63,7 +63,7 @@ def test_list_sessions_sorts_with_session_id_tie_breaker(database):
 def test_list_sessions_sorts_by_updated_at_falling_back_to_created_at(database):
     add(database, "old", created_at=10, updated_at=None)
     add(database, "new", created_at=5, updated_at=50)
-    with database.unit_of_work() as db:
+    with database.engine.begin() as db:
         rows, _ = store.list_sessions(db, database.models, sort_by="updated_at", sort_order="desc")
     assert [r.session_id for r in rows] == ["new", "old"]
 
@@ -71,7 +71,7 @@ def test_list_sessions_sorts_by_updated_at_falling_back_to_created_at(database):
 def test_name_search_matches_the_name_only(database):
     add(database, "named", session_data={"session_name": "Ünïcode Trip"})
     add(database, "stateful", session_data={"session_state": {"x": "trip"}})
-    with database.unit_of_work() as db:
+    with database.engine.begin() as db:
         rows, total = store.list_sessions(db, database.models, session_name="üNÏCODE")
         assert ([r.session_id for r in rows], total) == (["named"], 1)
         rows, total = store.list_sessions(db, database.models, session_name="trip")
@@ -82,7 +82,7 @@ def test_runs_come_in_run_index_order_and_iter_runs_stops_early(database):
     add(database, "s")
     for index in (2, 0, 1, 3, 4, 5):
         add_run(database, "s", f"r{index}", index)
-    with database.unit_of_work() as db:
+    with database.engine.begin() as db:
         assert [r["run_id"] for r in store.get_runs(db, database.models, "s")] == [f"r{i}" for i in range(6)]
         runs = store.iter_runs(db, database.models, "s", batch=2)
         assert [next(runs)["run_id"], next(runs)["run_id"], next(runs)["run_id"]] == ["r0", "r1", "r2"]
@@ -92,9 +92,9 @@ def test_delete_sessions_removes_runs_and_respects_owner(database):
     add(database, "mine", user_id="u")
     add(database, "theirs", user_id="v")
     add_run(database, "mine", "r", 0)
-    with database.unit_of_work() as db:
+    with database.engine.begin() as db:
         assert store.delete_sessions(db, database.models, ["mine", "theirs", "absent"], user_id="u") == 1
-    with database.unit_of_work() as db:
+    with database.engine.begin() as db:
         assert store.get_session(db, database.models, "mine") is None
         assert store.get_session(db, database.models, "theirs") is not None
         assert db.execute(text("SELECT count(*) FROM agno_runs")).scalar() == 0
@@ -109,10 +109,10 @@ def test_json_columns_are_written_as_agno_writes_them(database):
 
 def test_update_session_only_touches_given_fields(database):
     add(database, "s", session_data={"session_name": "A", "session_state": {"x": 1}}, metadata_={"m": 1})
-    with database.unit_of_work() as db:
+    with database.engine.begin() as db:
         row = store.get_session(db, database.models, "s")
         store.update_session(db, database.models, row, session_state={"y": 2})
-    with database.unit_of_work() as db:
+    with database.engine.begin() as db:
         row = store.get_session(db, database.models, "s")
         assert (row.session_data, row.metadata_) == ({"session_name": "A", "session_state": {"y": 2}}, {"m": 1})
         assert row.updated_at > 100
