@@ -41,9 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all operations (default 3)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument(
+        "--ops", default=",".join(OPERATIONS), help=f"comma-separated operations (default: {','.join(OPERATIONS)})"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
     parser.add_argument("--agentos-venv", type=Path, default=REPO / ".bench" / "agentos-venv")
     args = parser.parse_args(argv)
+    args.ops = [op for op in args.ops.split(",") if op]
+    if unknown := set(args.ops) - set(OPERATIONS):
+        parser.error(f"unknown operations: {', '.join(sorted(unknown))}")
 
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -179,7 +185,7 @@ def _measure(wrk: str, servers: dict, args) -> list[dict]:
     samples = []
     for round_number in range(args.rounds):
         order = ["agentos", "ours"] if round_number % 2 == 0 else ["ours", "agentos"]
-        for op in OPERATIONS:
+        for op in args.ops:
             for name in order:
                 server = servers[name]
                 prefix = f"load-r{round_number}"
@@ -210,7 +216,7 @@ def _measure(wrk: str, servers: dict, args) -> list[dict]:
 
 def _summarise(samples: list[dict], args) -> dict:
     operations = {}
-    for op in OPERATIONS:
+    for op in args.ops:
         per_server = {}
         for name in ("agentos", "ours"):
             mine = [s for s in samples if s["op"] == op and s["server"] == name]

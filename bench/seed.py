@@ -12,7 +12,6 @@ import sqlite3
 from pathlib import Path
 
 from sqlalchemy import create_engine
-from sqlalchemy.orm import Session
 
 from persistence.models import models_for
 from persistence.store import create_missing_tables
@@ -87,8 +86,12 @@ def seed(path: Path) -> None:
     path.unlink(missing_ok=True)
     engine = create_engine(f"sqlite:///{path}", json_serializer=json.dumps)
     models = models_for("agno_sessions", "agno_runs")
-    with Session(engine) as db, db.begin():
+    with engine.begin() as db:
         create_missing_tables(db, models)
+        # The file as agno creates it: our server adds its listing indexes when it starts, as it
+        # does on any agno database; AgentOS serves agno's layout.
+        for index in models.listing_indexes:
+            index.drop(db)
     engine.dispose()
     rng = random.Random(7)
     kinds = ("agent", "team", "workflow")

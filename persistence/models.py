@@ -1,7 +1,8 @@
 """Typed models of Agno's session storage, exactly as agno 3.1.10's SqliteDb creates it.
 
 Column order, types, nullability and index names match agno's DDL, so that a database either
-side creates is the other side's database too. Table names are configurable (agno's
+side creates is the other side's database too. Two indexes of ours come on top (see
+:data:`LISTING_INDEXES`); agno neither needs nor minds them. Table names are configurable (agno's
 ``session_table`` / ``runs_table``); :func:`models_for` maps a pair of names to model classes.
 """
 
@@ -15,6 +16,15 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 JsonValue = Any
+
+
+# Ours, not agno's: they serve a page of the session list, in its default order (newest first,
+# session_id breaking ties) and per user, straight from the index, with an exact count. Without
+# them SQLite sorts or filters every row of the table for each page (bench/README).
+LISTING_INDEXES = (
+    ("created_at", "session_id"),
+    ("user_id", "session_type", "created_at", "session_id"),
+)
 
 
 class SessionColumns:
@@ -41,6 +51,7 @@ class SessionColumns:
         return (
             Index(f"idx_{name}_session_type", "session_type"),
             Index(f"idx_{name}_created_at", "created_at"),
+            *(Index(f"idx_{name}_{'_'.join(columns)}", *columns) for columns in LISTING_INDEXES),
         )
 
     def __repr__(self) -> str:
@@ -101,6 +112,11 @@ class Models:
     @property
     def runs(self) -> Table:
         return self.Run.__table__  # type: ignore[attr-defined]
+
+    @property
+    def listing_indexes(self) -> list[Index]:
+        names = {f"idx_{self.sessions.name}_{'_'.join(columns)}" for columns in LISTING_INDEXES}
+        return [index for index in self.sessions.indexes if index.name in names]
 
 
 @functools.cache

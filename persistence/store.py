@@ -277,19 +277,32 @@ def delete_owned_session(db: Connection, m: Models, session_id: str, *, user_id:
 
 
 def create_missing_tables(db: Connection, m: Models) -> list[str]:
-    """Create the sessions and runs tables where missing, recording them as agno would."""
-    existing = set(inspect(db).get_table_names())
-    created = [t.name for t in m.base.metadata.sorted_tables if t.name not in existing]
-    if not created:
-        return []
-    m.base.metadata.create_all(db, checkfirst=True)
+    """Create the sessions and runs tables where missing, recording them as agno would, and our
+    listing indexes where missing (on tables agno created too). Returns the names created."""
+    inspector = inspect(db)
+    existing = set(inspector.get_table_names())
+    tables = [table for table in m.base.metadata.sorted_tables if table.name not in existing]
+    indexes = []
+    if m.sessions.name in existing:
+        present = {index["name"] for index in inspector.get_indexes(m.sessions.name)}
+        indexes = [index for index in m.listing_indexes if index.name not in present]
+    for table in tables:
+        table.create(db)  # with its indexes
+    for index in indexes:
+        index.create(db)
+    if tables:
+        _record_versions(db, [table.name for table in tables])
+    return [table.name for table in tables] + [index.name for index in indexes]
+
+
+def _record_versions(db: Connection, table_names: list[str]) -> None:
+    """Rows in agno_schema_versions for new tables, as agno writes them."""
     versions = SchemaVersion.__table__
     versions.create(db, checkfirst=True)
-    recorded = set(db.execute(select(versions.c.table_name).where(versions.c.table_name.in_(created))).scalars())
+    recorded = set(db.execute(select(versions.c.table_name).where(versions.c.table_name.in_(table_names))).scalars())
     stamp = datetime.now().isoformat()
-    for name in created:
+    for name in table_names:
         if name not in recorded:
             db.execute(
                 insert(versions).values(table_name=name, version=AGNO_TABLE_VERSION, created_at=stamp, updated_at=stamp)
             )
-    return created

@@ -449,7 +449,24 @@ def test_agno_delete_is_seen_by_api(seeded, client):
     )
 
 
-# --- 4. DDL: agno's file used as-is; our fresh file is agno's fresh file ---------------------
+# --- 4. DDL: agno's file used as it is; our fresh file is agno's fresh file -------------------
+# Both plus the two listing indexes of ours, and nothing else.
+
+LISTING_INDEXES = [
+    (
+        "index",
+        "idx_agno_sessions_created_at_session_id",
+        "agno_sessions",
+        "CREATE INDEX idx_agno_sessions_created_at_session_id ON agno_sessions (created_at, session_id)",
+    ),
+    (
+        "index",
+        "idx_agno_sessions_user_id_session_type_created_at_session_id",
+        "agno_sessions",
+        "CREATE INDEX idx_agno_sessions_user_id_session_type_created_at_session_id "
+        "ON agno_sessions (user_id, session_type, created_at, session_id)",
+    ),
+]
 
 
 def test_file_created_by_agno_is_used_as_is(db_file, seeded, h):
@@ -463,7 +480,7 @@ def test_file_created_by_agno_is_used_as_is(db_file, seeded, h):
         assert client.get("/sessions").json()["meta"]["total_count"] == 6
         client.post("/sessions", json={"session_id": "x"})
         client.post("/sessions/sess-agent-1/rename", json={"session_name": "again"})
-    assert h.schema_dump(db_file) == schema_before
+    assert h.schema_dump(db_file) == sorted(schema_before + LISTING_INDEXES)
     assert h.query(db_file, "SELECT * FROM agno_schema_versions ORDER BY table_name") == versions_before
 
 
@@ -482,7 +499,7 @@ def test_fresh_file_gets_agnos_exact_ddl(tmp_path, db_file, h):
     agno_db = agno_fresh_file(h, theirs)
     agno_db.db_engine.dispose()
 
-    assert h.schema_dump(ours) == h.schema_dump(theirs)
+    assert h.schema_dump(ours) == sorted(h.schema_dump(theirs) + LISTING_INDEXES)
     assert h.query(ours, "SELECT table_name, version FROM agno_schema_versions ORDER BY table_name") == h.query(
         theirs, "SELECT table_name, version FROM agno_schema_versions ORDER BY table_name"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from settings import DatabaseSettings, Settings, SettingsError, agno_db_id
@@ -51,22 +53,59 @@ def test_bad_configuration_is_refused_with_a_message(environ):
         Settings.from_env(environ)
 
 
-def test_serve_flag_database_url_wins_and_keeps_the_other_variables(monkeypatch):
+@pytest.fixture
+def served(monkeypatch):
+    """What `agentos-sessions serve` hands to uvicorn.run (the app built from its settings)."""
     import app
 
     seen = {}
-    monkeypatch.setattr(
-        "uvicorn.run", lambda application, host, port, access_log: seen.update(host=host, port=port, log=access_log)
-    )
-    monkeypatch.setattr(app, "create_app", lambda settings: seen.update(settings=settings))
+    monkeypatch.setattr("uvicorn.run", lambda application, **options: seen.update(app=application, options=options))
+    monkeypatch.setattr(app, "create_app", lambda settings: settings)
+    # The command sets these for its worker processes; monkeypatch puts them back after the test.
+    monkeypatch.delenv("AGENTOS_SESSIONS_DATABASE_URL", raising=False)
+    monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
+    return seen
+
+
+def test_serve_flag_database_url_wins_and_keeps_the_other_variables(served, monkeypatch):
+    import app
+
     monkeypatch.setenv("AGENTOS_SESSIONS_DATABASES", '{"x": "sqlite:///x.db"}')
     monkeypatch.setenv("AGENTOS_SESSIONS_DB_ID", "main")
     monkeypatch.setenv("AGENTOS_SESSIONS_VALIDATE_RESPONSES", "false")
 
     assert app.main(["serve", "--port", "8001", "--database-url", "sqlite:///flag.db"]) == 0
-    assert dict(seen["settings"].databases) == {"main": DatabaseSettings("sqlite:///flag.db")}
-    assert seen["settings"].validate_responses is False
-    assert (seen["host"], seen["port"], seen["log"]) == ("127.0.0.1", 8001, True)
+    assert dict(served["app"].databases) == {"main": DatabaseSettings("sqlite:///flag.db")}
+    assert served["app"].validate_responses is False
+    assert served["options"] == {"host": "127.0.0.1", "port": 8001, "loop": "asyncio", "access_log": True}
+
+
+def test_serve_with_workers_lets_each_process_build_the_app_from_the_environment(served, monkeypatch):
+    import app
+
+    monkeypatch.setenv("AGENTOS_SESSIONS_DATABASES", '{"x": "sqlite:///x.db"}')
+    assert app.main(["serve", "--workers", "3", "--database-url", "sqlite:///w.db", "--no-access-log"]) == 0
+    assert served["app"] == "app:create_app"
+    assert served["options"] == {
+        "host": "127.0.0.1",
+        "port": 7777,
+        "loop": "asyncio",
+        "access_log": False,
+        "factory": True,
+        "workers": 3,
+    }
+    assert os.environ["AGENTOS_SESSIONS_DATABASE_URL"] == "sqlite:///w.db"
+    assert "AGENTOS_SESSIONS_DATABASES" not in os.environ
+
+
+def test_serve_refuses_zero_workers(served, capsys):
+    import app
+
+    with pytest.raises(SystemExit) as exit_info:
+        app.main(["serve", "--workers", "0"])
+    assert exit_info.value.code == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
+    assert served == {}
 
 
 def test_serve_refuses_bad_configuration_with_exit_code_2(monkeypatch, capsys):

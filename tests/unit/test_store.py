@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import event, inspect, select, text
 
 from persistence import store
 from persistence.models import SchemaVersion
@@ -116,3 +116,31 @@ def test_update_session_only_touches_given_fields(database):
         row = store.get_session(db, database.models, "s")
         assert (row.session_data, row.metadata_) == ({"session_name": "A", "session_state": {"y": 2}}, {"m": 1})
         assert row.updated_at > 100
+
+
+USER_INDEX = "idx_agno_sessions_user_id_session_type_created_at_session_id"
+
+
+@pytest.mark.parametrize(
+    ("filters", "index", "sorts"),
+    [
+        ({}, "idx_agno_sessions_created_at_session_id", False),
+        ({"user_id": "u", "session_type": "agent"}, USER_INDEX, False),
+        # One user's sessions of all types: three runs of the index merged by a sort.
+        ({"user_id": "u"}, USER_INDEX, True),
+    ],
+)
+def test_a_page_in_default_order_comes_from_an_index(database, filters, index, sorts):
+    if database.engine.dialect.name != "sqlite":
+        pytest.skip("reads SQLite's query plans")
+    statements = []
+    with database.engine.begin() as db:
+        listener = lambda *args: statements.append((args[2], args[3]))  # noqa: E731
+        event.listen(db, "before_cursor_execute", listener)
+        store.list_sessions(db, database.models, page=3, **filters)
+        event.remove(db, "before_cursor_execute", listener)
+        plans = [db.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params).all() for sql, params in statements]
+    count_plan, page_plan = (" | ".join(step[-1] for step in plan) for plan in plans)
+    assert "USING COVERING INDEX" in count_plan
+    assert f"USING INDEX {index}" in page_plan
+    assert ("TEMP B-TREE" in page_plan) is sorts
