@@ -101,7 +101,7 @@ class SQLiteDatabase(Database):
             try:
                 with engine.begin() as db:
                     return work(db, self.models, *args, **kwargs)
-            except OperationalError as error:
+            except (OperationalError, sqlite3.OperationalError) as error:
                 if not _is_busy(error):
                     raise
                 if loop.time() >= deadline:
@@ -170,12 +170,15 @@ def _configure_sqlite_connection(dbapi_connection, _record) -> None:
         cursor.close()
 
 
-def _begin_sqlite_transaction(connection) -> None:
-    connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    # Straight to the driver: this runs for every unit of work.
+    statement = connection.get_execution_options().get("sqlite_begin", "BEGIN")
+    connection.connection.driver_connection.execute(statement)
 
 
-def _is_busy(error: OperationalError) -> bool:
-    code = getattr(error.orig, "sqlite_errorcode", None)
+def _is_busy(error: OperationalError | sqlite3.OperationalError) -> bool:
+    # BEGIN goes straight to the driver (_begin_sqlite_transaction): its error comes unwrapped.
+    code = getattr(getattr(error, "orig", error), "sqlite_errorcode", None)
     return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
 
 

@@ -65,6 +65,9 @@ class _Statements:
         )
         self.has_runs = select(R.c.run_id).where(R.c.session_id == bindparam("session_id")).limit(1)
         self.insert_session = insert(S).returning(*self.session_columns)
+        self.delete_session = delete(S).where(S.c.session_id == bindparam("session_id"))
+        self.delete_owned_session = self.delete_session.where(S.c.user_id == bindparam("user_id"))
+        self.delete_runs = delete(R).where(R.c.session_id == bindparam("session_id"))
 
 
 def get_session(db: Connection, m: Models, session_id: str, *, user_id: str | None = None) -> SessionRow | None:
@@ -271,7 +274,14 @@ def delete_owned_session(db: Connection, m: Models, session_id: str, *, user_id:
 
     True when the session is gone (deleted, or never there); False when it is another user's.
     """
-    if delete_sessions(db, m, [session_id], user_id=user_id):
+    q = _statements(m)
+    if user_id is None:
+        deleted = db.execute(q.delete_session, {"session_id": session_id}).rowcount
+    else:
+        deleted = db.execute(q.delete_owned_session, {"session_id": session_id, "user_id": user_id}).rowcount
+    if deleted:
+        # Explicit, so that tables created without the foreign key (older agno) lose their runs too.
+        db.execute(q.delete_runs, {"session_id": session_id})
         return True
     return user_id is None or not session_id_taken(db, m, session_id)
 
