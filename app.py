@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import re
@@ -24,6 +23,7 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
 
+import jsoncodec
 import openapi31
 from handlers import errors
 from persistence.database import DatabaseBusy, open_database
@@ -34,10 +34,10 @@ logger = logging.getLogger("agentos_sessions")
 
 
 class CompactJson(Jsonifier):
-    """JSON as FastAPI writes it: compact, UTF-8, no trailing newline."""
+    """JSON as FastAPI writes it: compact, UTF-8, no trailing newline (through orjson)."""
 
-    def dumps(self, data, **kwargs) -> str:
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    def dumps(self, data, **kwargs) -> bytes:
+        return jsoncodec.dumps_compact(data)
 
 
 class PathGuard:

@@ -15,6 +15,7 @@ Connexion offers:
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import threading
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
+import orjson
 import yaml
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem, InvalidSpecification, NonConformingResponseBody
@@ -36,6 +38,8 @@ from connexion.validators import (
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from starlette.datastructures import QueryParams
+
+import jsoncodec
 
 logger = logging.getLogger(__name__)
 
@@ -307,16 +311,26 @@ class JSONBody(AbstractRequestBodyValidator):
         if not any(name == b"content-type" for name, _ in scope["headers"]):
             # Without a Content-Type the body is not JSON, just text: FastAPI's answer, kept.
             raise RequestValidationFailed([not_an_object(raw.decode(self._encoding, errors="replace"))])
+        fast_error = None
+        if codecs.lookup(self._encoding).name == "utf-8":
+            try:
+                return orjson.loads(raw)  # the fast path, for the JSON almost every client sends
+            except orjson.JSONDecodeError as error:
+                fast_error = error
+        # The standard library's reading, and its error positions and messages (FastAPI's).
         try:
-            return json.loads(raw.decode(self._encoding))
+            body = json.loads(raw.decode(self._encoding))
         except UnicodeDecodeError as error:
-            raise RequestValidationFailed(
-                [_entry("json_invalid", ["body", error.start], "JSON decode error", {}, {"error": "Invalid UTF-8"})]
-            ) from error
+            raise RequestValidationFailed([_json_invalid(error.start, "Invalid UTF-8")]) from error
         except json.JSONDecodeError as error:
-            raise RequestValidationFailed(
-                [_entry("json_invalid", ["body", error.pos], "JSON decode error", {}, {"error": error.msg})]
-            ) from error
+            raise RequestValidationFailed([_json_invalid(error.pos, error.msg)]) from error
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as error:
+            # A \ud800-style escape without its pair: no Unicode text, nothing UTF-8 can carry.
+            position = fast_error.pos if fast_error is not None else 0
+            raise RequestValidationFailed([_json_invalid(position, "Lone surrogate in string")]) from error
+        return body
 
     def _validate(self, body: Any) -> None:
         embedded = self._embedded_field()
@@ -349,6 +363,10 @@ class JSONBody(AbstractRequestBodyValidator):
             raise RequestValidationFailed([self._missing_body()]) from problem
 
 
+def _json_invalid(position: int, reason: str) -> dict[str, Any]:
+    return _entry("json_invalid", ["body", position], "JSON decode error", {}, {"error": reason})
+
+
 class JSONResponse(AbstractResponseBodyValidator):
     """Validates JSON response bodies with JSON Schema 2020-12."""
 
@@ -357,7 +375,7 @@ class JSONResponse(AbstractResponseBodyValidator):
         if not raw:
             return None
         try:
-            return json.loads(raw)
+            return jsoncodec.loads(raw)
         except json.JSONDecodeError as error:
             raise NonConformingResponseBody(str(error)) from error
 

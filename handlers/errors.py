@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
+import jsoncodec
 from openapi31 import RequestValidationFailed, not_an_object
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def json_response(status: int, body, headers: dict | None = None) -> ConnexionRe
         status_code=status,
         mimetype="application/json",
         content_type="application/json",
-        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        body=jsoncodec.dumps_compact(body),
         headers=headers,
     )
 

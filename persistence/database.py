@@ -28,6 +28,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+import jsoncodec
 from persistence import store
 from persistence.models import Models, models_for
 from settings import DatabaseSettings
@@ -119,7 +120,9 @@ class AsyncDriverDatabase(Database):
 
     def __init__(self, db_id: str, settings: DatabaseSettings, url: URL) -> None:
         super().__init__(db_id, settings)
-        self.engine: AsyncEngine = create_async_engine(url, json_serializer=json.dumps, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(
+            url, json_serializer=json.dumps, json_deserializer=jsoncodec.loads, pool_pre_ping=True
+        )
 
     @property
     def dialect(self) -> str:
@@ -149,7 +152,7 @@ def sqlite_engine(url: str | URL, **options: Any) -> Engine:
     cascade, WAL, no busy handler, transactions begun by SQLAlchemy (``BEGIN IMMEDIATE`` on
     connections with the ``sqlite_begin`` execution option set to it)."""
     # json.dumps with its defaults is what agno's engines write, byte for byte.
-    engine = create_engine(url, json_serializer=json.dumps, **options)
+    engine = create_engine(url, json_serializer=json.dumps, json_deserializer=jsoncodec.loads, **options)
     event.listen(engine, "connect", _configure_sqlite_connection)
     event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine

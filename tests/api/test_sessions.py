@@ -776,3 +776,44 @@ def test_a_name_found_only_past_the_first_runs_is_still_derived(client, database
         messages = [USER_MESSAGE] if index == 5 else [ASSISTANT_MESSAGE]
         add_run(database, "late", f"r{index}", index, created_at=1757088139 + index, agent_id="a", messages=messages)
     assert client.get("/sessions").json()["data"][0]["session_name"] == "What tools do you have?"
+
+
+def test_state_with_nan_written_by_an_agent_is_served_as_null(client, database):
+    # agno writes JSON with json.dumps, which spells a float NaN as a bare word.
+    with database.unit_of_work() as db:
+        db.add(
+            database.models.Session(
+                session_id="nan",
+                session_type="agent",
+                session_data={"session_state": {"score": float("nan"), "ok": 1}},
+                created_at=1_700_000_000,
+            )
+        )
+    response = client.get("/sessions/nan")
+    assert response.status_code == 200
+    assert response.json()["session_state"] == {"score": None, "ok": 1}
+    assert b'"score":null' in response.content
+
+
+@pytest.mark.parametrize("name", ["x\\ud800y", "x\\udc00", "\\ud800\\ud800"])
+def test_a_lone_surrogate_is_422_json_invalid_and_nothing_is_stored(client, database, name):
+    body = f'{{"session_id": "s", "session_name": "{name}"}}'.encode()
+    response = client.post("/sessions", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert {key: error[key] for key in ("type", "msg", "input", "ctx")} == {
+        "type": "json_invalid",
+        "msg": "JSON decode error",
+        "input": {},
+        "ctx": {"error": "Lone surrogate in string"},
+    }
+    assert error["loc"][0] == "body" and 0 < error["loc"][1] <= len(body)
+    assert stored_session(database, "s") is None
+
+
+def test_a_surrogate_pair_escape_is_the_character_it_encodes(client, database):
+    body = b'{"session_id": "s", "session_name": "compass \\ud83e\\udded"}'
+    response = client.post("/sessions", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 201
+    assert response.json()["session_name"] == "compass \U0001f9ed"
+    assert stored_session(database, "s").session_data == {"session_name": "compass \U0001f9ed"}
