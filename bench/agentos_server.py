@@ -1,12 +1,32 @@
-"""AgentOS 3.1.10 with SqliteDb, as its users run it: one uvicorn worker (run in AgentOS's own venv)."""
+"""AgentOS 3.1.10 with SqliteDb, as its users run it under uvicorn (run in AgentOS's own venv).
 
+Usage: agentos_server.py DB_FILE PORT [WORKERS]
+"""
+
+import os
 import sys
 
 import uvicorn
-from agno.db.sqlite import SqliteDb
-from agno.os import AgentOS
+
+
+def make_app():
+    from agno.db.sqlite import SqliteDb
+    from agno.os import AgentOS
+
+    return AgentOS(db=SqliteDb(db_file=os.environ["BENCH_AGENTOS_DB_FILE"], id="bench")).get_app()
+
 
 if __name__ == "__main__":
     db_file, port = sys.argv[1], int(sys.argv[2])
-    app = AgentOS(db=SqliteDb(db_file=db_file, id="bench")).get_app()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    workers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    os.environ["BENCH_AGENTOS_DB_FILE"] = db_file
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    uvicorn.run(
+        "agentos_server:make_app",
+        factory=True,
+        workers=workers,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )

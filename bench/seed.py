@@ -1,7 +1,10 @@
 """The benchmark's data set, written straight into agno's tables (the layout both servers read).
 
-10,000 sessions over 8 users and the three session types; the first 1,000 carry 20 runs each
-with realistic messages (a system prompt, the user's question, a ~1.5 KB answer, metrics).
+10,000 sessions over 8 users and the three session types; every tenth (bench-00000,
+bench-00010, ...) carries 20 runs with realistic messages (a system prompt, the user's
+question, a ~1.5 KB answer, metrics: ~5 KB a run), so every page of the list has some.
+Half the sessions have a stored name; the others' names are derived from their first run.
+``run_scale`` multiplies the size of each answer, to see how the servers cope as runs grow.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from persistence.models import models_for
 from persistence.store import create_missing_tables
 
 SESSIONS = 10_000
-SESSIONS_WITH_RUNS = 1_000
+RUNS_EVERY = 10  # every tenth session has runs
 RUNS_PER_SESSION = 20
 USERS = [f"user-{n}" for n in range(8)]
 T0 = 1_750_000_000
@@ -27,9 +30,10 @@ def session_id(n: int) -> str:
     return f"bench-{n:05d}"
 
 
-def _run(session: str, kind: str, user: str, index: int, rng: random.Random) -> dict:
+def _run(session: str, kind: str, user: str, index: int, rng: random.Random, run_scale: int) -> dict:
     created = T0 + index * 60
-    answer = " ".join(rng.choice(("agents", "sessions", "storage", "latency", "tokens", "context")) for _ in range(220))
+    words = ("agents", "sessions", "storage", "latency", "tokens", "context")
+    answer = " ".join(rng.choice(words) for _ in range(220 * run_scale))
     messages = [
         {
             "id": f"{session}-{index}-s",
@@ -81,16 +85,16 @@ def _run(session: str, kind: str, user: str, index: int, rng: random.Random) -> 
     return run
 
 
-def seed(path: Path) -> None:
+def seed(path: Path, run_scale: int = 1) -> None:
     """Create ``path`` with agno's tables and the benchmark data set."""
     path.unlink(missing_ok=True)
     engine = create_engine(f"sqlite:///{path}", json_serializer=json.dumps)
     models = models_for("agno_sessions", "agno_runs")
     with engine.begin() as db:
         create_missing_tables(db, models)
-        # The file as agno creates it: our server adds its listing indexes when it starts, as it
+        # The file as agno creates it: our server adds its own indexes when it starts, as it
         # does on any agno database; AgentOS serves agno's layout.
-        for index in models.listing_indexes:
+        for index in models.own_indexes:
             index.drop(db)
     engine.dispose()
     rng = random.Random(7)
@@ -98,7 +102,7 @@ def seed(path: Path) -> None:
     sessions, runs = [], []
     for n in range(SESSIONS):
         sid, kind, user = session_id(n), kinds[n % 3], USERS[n % len(USERS)]
-        named = n % 2 == 0
+        named = n % 4 < 2
         data = {"session_state": {"step": n % 7, "topic": "benchmark"}}
         if named:
             data["session_name"] = f"Benchmark session {n}"
@@ -116,9 +120,9 @@ def seed(path: Path) -> None:
                 T0 + n,
             )
         )
-        if n < SESSIONS_WITH_RUNS:
+        if n % RUNS_EVERY == 0:
             for index in range(RUNS_PER_SESSION):
-                run = _run(sid, kind, user, index, rng)
+                run = _run(sid, kind, user, index, rng, run_scale)
                 runs.append(
                     (
                         run["run_id"],

@@ -74,15 +74,15 @@ async def get_sessions(
     return {"data": data, "meta": meta}, 200
 
 
-FIRST_RUNS = 4
+FIRST_RUNS = 1
 
 
 def _page_with_names(db, m, **filters):
     """One page of sessions, their total, and their names: stored, or derived from their first runs.
 
     A derived name needs a session's first run with user input, never its whole history: the
-    first few runs of every unnamed session on the page come in one query; a session whose first
-    runs carry no user input is read further, a few runs at a time, until one does.
+    first run of every unnamed session on the page comes in one query; a session whose first
+    run carries no user input is read further, a few runs at a time, until one does.
     """
     rows, total = store.list_sessions(db, m, **filters)
     names = {row.session_id: views.stored_name(row.session_data) for row in rows}

@@ -1,9 +1,10 @@
 """Typed models of Agno's session storage, exactly as agno 3.1.10's SqliteDb creates it.
 
 Column order, types, nullability and index names match agno's DDL, so that a database either
-side creates is the other side's database too. Two indexes of ours come on top (see
-:data:`LISTING_INDEXES`); agno neither needs nor minds them. Table names are configurable (agno's
-``session_table`` / ``runs_table``); :func:`models_for` maps a pair of names to model classes.
+side creates is the other side's database too. Three indexes of ours come on top (see
+:data:`SESSION_INDEXES` and :data:`RUN_INDEXES`); agno neither needs nor minds them. Table
+names are configurable (agno's ``session_table`` / ``runs_table``); :func:`models_for` maps a
+pair of names to model classes.
 """
 
 from __future__ import annotations
@@ -18,13 +19,21 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 JsonValue = Any
 
 
-# Ours, not agno's: they serve a page of the session list, in its default order (newest first,
-# session_id breaking ties) and per user, straight from the index, with an exact count. Without
-# them SQLite sorts or filters every row of the table for each page (bench/README).
-LISTING_INDEXES = (
+# Indexes of ours, not agno's (bench/README has what each bought).
+# A page of the session list in its default order (newest first, session_id breaking ties), of
+# all sessions or of one user's, comes straight from the index, with an exact count; without
+# them SQLite sorts or filters every row of the table for each page.
+SESSION_INDEXES = (
     ("created_at", "session_id"),
     ("user_id", "session_type", "created_at", "session_id"),
 )
+# A session's runs in agno's order without reading them: created_at comes after run_data in
+# agno's column order, so ordering by it from the table reads every run's payload in full.
+RUN_INDEXES = (("session_id", "run_index", "created_at", "run_id"),)
+
+
+def index_name(table: str, columns: tuple[str, ...]) -> str:
+    return f"idx_{table}_{'_'.join(columns)}"
 
 
 class SessionColumns:
@@ -51,7 +60,7 @@ class SessionColumns:
         return (
             Index(f"idx_{name}_session_type", "session_type"),
             Index(f"idx_{name}_created_at", "created_at"),
-            *(Index(f"idx_{name}_{'_'.join(columns)}", *columns) for columns in LISTING_INDEXES),
+            *(Index(index_name(name, columns), *columns) for columns in SESSION_INDEXES),
         )
 
     def __repr__(self) -> str:
@@ -91,6 +100,7 @@ class RunColumns:
         return (
             *(Index(f"idx_{name}_{column}", column) for column in indexed),
             Index(f"idx_{name}_session_id_run_index", "session_id", "run_index"),
+            *(Index(index_name(name, columns), *columns) for columns in RUN_INDEXES),
         )
 
     def __repr__(self) -> str:
@@ -114,9 +124,11 @@ class Models:
         return self.Run.__table__  # type: ignore[attr-defined]
 
     @property
-    def listing_indexes(self) -> list[Index]:
-        names = {f"idx_{self.sessions.name}_{'_'.join(columns)}" for columns in LISTING_INDEXES}
-        return [index for index in self.sessions.indexes if index.name in names]
+    def own_indexes(self) -> list[Index]:
+        """The indexes of ours (not agno's) on the two tables."""
+        names = {index_name(self.sessions.name, columns) for columns in SESSION_INDEXES}
+        names |= {index_name(self.runs.name, columns) for columns in RUN_INDEXES}
+        return [index for table in (self.sessions, self.runs) for index in table.indexes if index.name in names]
 
 
 @functools.cache

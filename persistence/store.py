@@ -110,15 +110,26 @@ _RUN_ORDER = ("run_index", "created_at", "run_id")
 
 
 def first_runs(db: Connection, m: Models, session_ids: Sequence[str], *, count: int) -> dict[str, list[dict[str, Any]]]:
-    """The first ``count`` runs of each session, in agno's order, in one query."""
+    """The first ``count`` runs of each session, in agno's order, in one query.
+
+    The runs are ranked on their keys (an index of ours covers them) and only the chosen ones
+    are read: ranking the payloads themselves would read every run of every session.
+    """
     if not session_ids:
         return {}
     R = m.runs
-    position = func.row_number().over(partition_by=R.c.session_id, order_by=_statements(m).run_order).label("position")
-    ranked = select(R.c.session_id, R.c.run_data, position).where(R.c.session_id.in_(session_ids)).subquery()
-    stmt = select(ranked.c.session_id, ranked.c.run_data).where(ranked.c.position <= count)
+    position = func.row_number().over(partition_by=R.c.session_id, order_by=_statements(m).run_order)
+    ranked = (
+        select(R.c.run_id, R.c.session_id, position.label("position")).where(R.c.session_id.in_(session_ids)).subquery()
+    )
+    stmt = (
+        select(ranked.c.session_id, R.c.run_data)
+        .join(R, R.c.run_id == ranked.c.run_id)
+        .where(ranked.c.position <= count)
+        .order_by(ranked.c.session_id, ranked.c.position)
+    )
     runs: dict[str, list[dict[str, Any]]] = {session_id: [] for session_id in session_ids}
-    for session_id, run in db.execute(stmt.order_by(ranked.c.session_id, ranked.c.position)):
+    for session_id, run in db.execute(stmt):
         if isinstance(run, dict):
             runs[session_id].append(run)
     return runs
@@ -288,14 +299,17 @@ def delete_owned_session(db: Connection, m: Models, session_id: str, *, user_id:
 
 def create_missing_tables(db: Connection, m: Models) -> list[str]:
     """Create the sessions and runs tables where missing, recording them as agno would, and our
-    listing indexes where missing (on tables agno created too). Returns the names created."""
+    own indexes where missing (on tables agno created too). Returns the names created."""
     inspector = inspect(db)
     existing = set(inspector.get_table_names())
     tables = [table for table in m.base.metadata.sorted_tables if table.name not in existing]
-    indexes = []
-    if m.sessions.name in existing:
-        present = {index["name"] for index in inspector.get_indexes(m.sessions.name)}
-        indexes = [index for index in m.listing_indexes if index.name not in present]
+    present = {
+        index["name"]
+        for name in (m.sessions.name, m.runs.name)
+        if name in existing
+        for index in inspector.get_indexes(name)
+    }
+    indexes = [index for index in m.own_indexes if index.table.name in existing and index.name not in present]
     for table in tables:
         table.create(db)  # with its indexes
     for index in indexes:

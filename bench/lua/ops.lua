@@ -1,5 +1,5 @@
 -- One benchmark operation per wrk run: `wrk ... -s ops.lua <url> -- <op> <prefix>`.
--- Sessions bench-00000..bench-09999 exist; bench-00000..bench-00999 have 20 runs each.
+-- Sessions bench-00000..bench-09999 exist; every tenth (bench-00000, bench-00010, ...) has 20 runs.
 -- create makes <prefix>-<thread>-<n>; delete removes the same ids in the same order.
 
 local threads = {}
@@ -37,7 +37,7 @@ function request()
     return wrk.format("GET", string.format("/sessions?limit=20&type=agent&user_id=user-%d&page=%d",
       math.random(0, 7), math.random(1, 5)))
   elseif op == "runs" then
-    return wrk.format("GET", string.format("/sessions/bench-%05d/runs", math.random(0, 999)))
+    return wrk.format("GET", string.format("/sessions/bench-%05d/runs", math.random(0, 999) * 10))
   elseif op == "patch" then
     return wrk.format("PATCH", "/sessions/" .. any_session(), json,
       string.format('{"metadata":{"source":"bench","k":%d}}', counter))

@@ -450,9 +450,16 @@ def test_agno_delete_is_seen_by_api(seeded, client):
 
 
 # --- 4. DDL: agno's file used as it is; our fresh file is agno's fresh file -------------------
-# Both plus the two listing indexes of ours, and nothing else.
+# Both plus the three indexes of ours, and nothing else.
 
-LISTING_INDEXES = [
+OWN_INDEXES = [
+    (
+        "index",
+        "idx_agno_runs_session_id_run_index_created_at_run_id",
+        "agno_runs",
+        "CREATE INDEX idx_agno_runs_session_id_run_index_created_at_run_id "
+        "ON agno_runs (session_id, run_index, created_at, run_id)",
+    ),
     (
         "index",
         "idx_agno_sessions_created_at_session_id",
@@ -480,7 +487,7 @@ def test_file_created_by_agno_is_used_as_is(db_file, seeded, h):
         assert client.get("/sessions").json()["meta"]["total_count"] == 6
         client.post("/sessions", json={"session_id": "x"})
         client.post("/sessions/sess-agent-1/rename", json={"session_name": "again"})
-    assert h.schema_dump(db_file) == sorted(schema_before + LISTING_INDEXES)
+    assert h.schema_dump(db_file) == sorted(schema_before + OWN_INDEXES)
     assert h.query(db_file, "SELECT * FROM agno_schema_versions ORDER BY table_name") == versions_before
 
 
@@ -499,7 +506,7 @@ def test_fresh_file_gets_agnos_exact_ddl(tmp_path, db_file, h):
     agno_db = agno_fresh_file(h, theirs)
     agno_db.db_engine.dispose()
 
-    assert h.schema_dump(ours) == sorted(h.schema_dump(theirs) + LISTING_INDEXES)
+    assert h.schema_dump(ours) == sorted(h.schema_dump(theirs) + OWN_INDEXES)
     assert h.query(ours, "SELECT table_name, version FROM agno_schema_versions ORDER BY table_name") == h.query(
         theirs, "SELECT table_name, version FROM agno_schema_versions ORDER BY table_name"
     )
