@@ -64,6 +64,18 @@ class _Statements:
             R.c.session_id == bindparam("session_id"), R.c.run_id == bindparam("run_id")
         )
         self.has_runs = select(R.c.run_id).where(R.c.session_id == bindparam("session_id")).limit(1)
+        position = func.row_number().over(partition_by=R.c.session_id, order_by=run_order).label("position")
+        ranked = (
+            select(R.c.run_id, R.c.session_id, position)
+            .where(R.c.session_id.in_(bindparam("session_ids", expanding=True)))
+            .subquery()
+        )
+        self.first_runs = (
+            select(ranked.c.session_id, R.c.run_data)
+            .join(R, R.c.run_id == ranked.c.run_id)
+            .where(ranked.c.position <= bindparam("count"))
+            .order_by(ranked.c.session_id, ranked.c.position)
+        )
         self.insert_session = insert(S).returning(*self.session_columns)
         self.delete_session = delete(S).where(S.c.session_id == bindparam("session_id"))
         self.delete_owned_session = self.delete_session.where(S.c.user_id == bindparam("user_id"))
@@ -117,19 +129,9 @@ def first_runs(db: Connection, m: Models, session_ids: Sequence[str], *, count: 
     """
     if not session_ids:
         return {}
-    R = m.runs
-    position = func.row_number().over(partition_by=R.c.session_id, order_by=_statements(m).run_order)
-    ranked = (
-        select(R.c.run_id, R.c.session_id, position.label("position")).where(R.c.session_id.in_(session_ids)).subquery()
-    )
-    stmt = (
-        select(ranked.c.session_id, R.c.run_data)
-        .join(R, R.c.run_id == ranked.c.run_id)
-        .where(ranked.c.position <= count)
-        .order_by(ranked.c.session_id, ranked.c.position)
-    )
+    rows = db.execute(_statements(m).first_runs, {"session_ids": list(session_ids), "count": count})
     runs: dict[str, list[dict[str, Any]]] = {session_id: [] for session_id in session_ids}
-    for session_id, run in db.execute(stmt):
+    for session_id, run in rows:
         if isinstance(run, dict):
             runs[session_id].append(run)
     return runs
@@ -163,47 +165,86 @@ def list_sessions(
     sort_order: str = "desc",
 ) -> tuple[Sequence[SessionRow], int]:
     """One page of sessions (without their runs) and the total count matching the filters."""
-    S = m.sessions.c
-    conditions = []
-    if user_id is not None:
-        conditions.append(S.user_id == user_id)
-    if component_id is not None:
-        component_column = {"agent": S.agent_id, "team": S.team_id, "workflow": S.workflow_id}
-        if session_type is None:
-            conditions.append(or_(S.agent_id == component_id, S.team_id == component_id, S.workflow_id == component_id))
-        else:
-            conditions.append(component_column[session_type] == component_id)
+    count, page_of = _list_statements(
+        m,
+        db.dialect.name,
+        session_type=session_type,
+        by_component=component_id is not None,
+        by_user=user_id is not None,
+        by_name=bool(session_name),
+        sort_by=sort_by,
+        sort_order=sort_order,
+    )
+    params: dict[str, Any] = {}
     if session_type is not None:
-        conditions.append(S.session_type == session_type)
+        params["session_type"] = session_type
+    if component_id is not None:
+        params["component_id"] = component_id
+    if user_id is not None:
+        params["user_id"] = user_id
     if session_name:
-        conditions.append(_name_contains(db, m, session_name))
-    total = db.execute(select(func.count()).select_from(m.sessions).where(*conditions)).scalar() or 0
-    page_stmt = select(*_statements(m).session_columns).where(*conditions)
-    rows = db.execute(_sorted(db, page_stmt, m, sort_by, sort_order).limit(limit).offset((page - 1) * limit)).all()
+        params["needle"] = session_name.lower() if db.dialect.name == "postgresql" else session_name.casefold()
+    total = db.execute(count, params).scalar() or 0
+    rows = db.execute(page_of, {**params, "limit": limit, "offset": (page - 1) * limit}).all()
     return rows, total
 
 
-def _stored_name(db: Connection, m: Models):
+@functools.lru_cache(maxsize=512)
+def _list_statements(
+    m: Models,
+    dialect: str,
+    *,
+    session_type: str | None,
+    by_component: bool,
+    by_user: bool,
+    by_name: bool,
+    sort_by: str,
+    sort_order: str,
+) -> tuple[Select, Select]:
+    """The count and page statements for one shape of listing (the values are bound at execution)."""
+    S = m.sessions.c
+    conditions = []
+    if by_user:
+        conditions.append(S.user_id == bindparam("user_id"))
+    if by_component:
+        component = bindparam("component_id")
+        columns = {"agent": S.agent_id, "team": S.team_id, "workflow": S.workflow_id}
+        if session_type is None:
+            conditions.append(or_(*(column == component for column in columns.values())))
+        else:
+            conditions.append(columns[session_type] == component)
+    if session_type is not None:
+        conditions.append(S.session_type == bindparam("session_type"))
+    if by_name:
+        conditions.append(_name_contains(dialect, m, bindparam("needle")))
+    count = select(func.count()).select_from(m.sessions).where(*conditions)
+    page_of = select(*_statements(m).session_columns).where(*conditions)
+    page_of = _sorted(dialect, page_of, m, sort_by, sort_order).limit(bindparam("limit")).offset(bindparam("offset"))
+    return count, page_of
+
+
+def _stored_name(dialect: str, m: Models):
     """SQL expression for session_data.session_name as text."""
     session_data = m.sessions.c.session_data
-    if db.dialect.name == "postgresql":
+    if dialect == "postgresql":
         return session_data.op("->>")("session_name")
     return type_coerce(func.json_extract(session_data, "$.session_name"), String)
 
 
-def _name_contains(db: Connection, m: Models, needle: str):
-    """Case-insensitive, Unicode-aware substring match on the stored session name only."""
-    name = _stored_name(db, m)
-    if db.dialect.name == "postgresql":
-        return func.strpos(func.lower(name), func.lower(needle)) > 0
+def _name_contains(dialect: str, m: Models, needle):
+    """Case-insensitive, Unicode-aware substring match on the stored session name only; the
+    needle is bound lower-cased (PostgreSQL) or case-folded (SQLite) by the caller."""
+    name = _stored_name(dialect, m)
+    if dialect == "postgresql":
+        return func.strpos(func.lower(name), needle) > 0
     # casefold() is registered on every SQLite connection (persistence.database).
-    return func.instr(func.casefold(name), needle.casefold()) > 0
+    return func.instr(func.casefold(name), needle) > 0
 
 
-def _sorted(db: Connection, stmt: Select, m: Models, sort_by: str, sort_order: str) -> Select:
+def _sorted(dialect: str, stmt: Select, m: Models, sort_by: str, sort_order: str) -> Select:
     S = m.sessions.c
     if sort_by == "session_name":
-        key = func.coalesce(_stored_name(db, m), "")
+        key = func.coalesce(_stored_name(dialect, m), "")
     elif sort_by == "updated_at":
         key = func.coalesce(S.updated_at, S.created_at)
     else:
