@@ -262,9 +262,19 @@ def insert_session(db: Connection, m: Models, **columns: Any) -> SessionRow:
 
 def insert_new_session(db: Connection, m: Models, **columns: Any) -> SessionRow | None:
     """Add a new session row, or return None (and add nothing) if its session_id is taken."""
-    if session_id_taken(db, m, columns["session_id"]):
-        return None
-    return insert_session(db, m, **columns)
+    values = {("metadata" if key == "metadata_" else key): value for key, value in columns.items()}
+    return db.execute(_insert_if_new(m, db.dialect.name), values).one_or_none()
+
+
+@functools.cache
+def _insert_if_new(m: Models, dialect: str):
+    """INSERT ... ON CONFLICT (session_id) DO NOTHING RETURNING the row: one statement, no race."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(m.sessions).on_conflict_do_nothing(index_elements=[m.sessions.c.session_id])
+    return stmt.returning(*_statements(m).session_columns)
 
 
 _UNSET: Any = object()
