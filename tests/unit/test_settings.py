@@ -60,6 +60,7 @@ def served(monkeypatch):
 
     seen = {}
     monkeypatch.setattr("uvicorn.run", lambda application, **options: seen.update(app=application, options=options))
+    monkeypatch.setattr(app, "_serve_workers", lambda workers, options: seen.update(workers=workers, options=options))
     monkeypatch.setattr(app, "create_app", lambda settings: settings)
     # The command sets these for its worker processes; monkeypatch puts them back after the test.
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASE_URL", raising=False)
@@ -85,15 +86,8 @@ def test_serve_with_workers_lets_each_process_build_the_app_from_the_environment
 
     monkeypatch.setenv("AGENTOS_SESSIONS_DATABASES", '{"x": "sqlite:///x.db"}')
     assert app.main(["serve", "--workers", "3", "--database-url", "sqlite:///w.db", "--no-access-log"]) == 0
-    assert served["app"] == "app:create_app"
-    assert served["options"] == {
-        "host": "127.0.0.1",
-        "port": 7777,
-        "loop": "asyncio",
-        "access_log": False,
-        "factory": True,
-        "workers": 3,
-    }
+    assert served["workers"] == 3
+    assert served["options"] == {"host": "127.0.0.1", "port": 7777, "loop": "asyncio", "access_log": False}
     assert os.environ["AGENTOS_SESSIONS_DATABASE_URL"] == "sqlite:///w.db"
     assert "AGENTOS_SESSIONS_DATABASES" not in os.environ
 
@@ -114,3 +108,52 @@ def test_serve_refuses_bad_configuration_with_exit_code_2(monkeypatch, capsys):
     monkeypatch.setenv("AGENTOS_SESSIONS_DATABASES", "not json")
     assert app.main(["serve"]) == 2
     assert "AGENTOS_SESSIONS_DATABASES is not valid JSON" in capsys.readouterr().err
+
+
+def test_workers_share_a_listener_whose_connections_have_nagle_off():
+    """Connections accepted on the workers' shared socket get TCP_NODELAY from asyncio (without it,
+    each response waited for a delayed ACK)."""
+    import asyncio
+    import socket
+
+    from uvicorn import Config
+
+    import app
+
+    listener = app.shared_listener(Config("app:create_app", host="127.0.0.1", port=0))
+    accepted = []
+
+    async def scenario():
+        server = await asyncio.get_running_loop().create_server(lambda: _Recorder(accepted), sock=listener)
+        port = listener.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if accepted:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(scenario())
+    assert listener.proto == socket.IPPROTO_TCP
+    assert accepted == [1]  # TCP_NODELAY of the accepted connection
+
+
+class _Recorder:
+    def __init__(self, accepted):
+        self.accepted = accepted
+
+    def connection_made(self, transport):
+        import socket
+
+        self.accepted.append(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    def connection_lost(self, exc):
+        pass
+
+    def data_received(self, data):
+        pass
+
+    def eof_received(self):
+        pass
