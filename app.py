@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
     openapi31.enable()
     document = openapi31.load_document(SPEC_PATH)
     # AsyncApp: handlers are coroutines run on the event loop, no thread hand-off per request
-    # (bench/README: FlaskApp's WSGI threads cost it half its throughput).
+    # (README, Performance: FlaskApp served 0.65x the creates and 0.55x the gets).
     app = connexion.AsyncApp(__name__, lifespan=_lifespan(settings), jsonifier=CompactJson())
     app.add_middleware(PathGuard, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_api(

@@ -1,6 +1,6 @@
 """JSON in and out through orjson, falling back to the standard library where orjson refuses.
 
-orjson is several times faster on run payloads (bench/README). Reading, it gives what
+orjson is several times faster on run payloads (README, Performance). Reading, it gives what
 ``json.loads`` gives, and refuses what only the standard library accepts (NaN, infinities,
 lone surrogates): those are read by ``json.loads``. Writing, its output is the same JSON
 values as FastAPI's (``json.dumps``, compact, UTF-8), spelled the same except for floats

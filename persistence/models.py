@@ -19,7 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 JsonValue = Any
 
 
-# Indexes of ours, not agno's (bench/README has what each bought).
+# Indexes of ours, not agno's (README, Performance, has what each bought).
 # A page of the session list in its default order (newest first, session_id breaking ties), of
 # all sessions or of one user's, comes straight from the index, with an exact count; without
 # them SQLite sorts or filters every row of the table for each page.

@@ -3,7 +3,7 @@
 Each takes a SQLAlchemy ``Connection`` inside a transaction first and the table ``Models``
 second, never commits (the caller's unit of work does) and knows nothing of HTTP. They are
 written with SQLAlchemy Core: a request's few statements cost a fraction of what the ORM's
-identity map and unit of work would (bench/README). Session rows come back as ``Row`` objects
+identity map and unit of work would (README, Performance). Session rows come back as ``Row`` objects
 with the attribute names of :class:`~persistence.models.SessionColumns` (``metadata_`` for
 the ``metadata`` column).
 """
@@ -77,6 +77,10 @@ class _Statements:
             .order_by(ranked.c.session_id, ranked.c.position)
         )
         self.insert_session = insert(S).returning(*self.session_columns)
+        # The columns to set are the parameters given at execution besides the_session_id.
+        self.update_session = (
+            update_statement(S).where(S.c.session_id == bindparam("the_session_id")).returning(*self.session_columns)
+        )
         self.delete_session = delete(S).where(S.c.session_id == bindparam("session_id"))
         self.delete_owned_session = self.delete_session.where(S.c.user_id == bindparam("user_id"))
         self.delete_runs = delete(R).where(R.c.session_id == bindparam("session_id"))
@@ -306,14 +310,7 @@ def update_session(
         values["metadata"] = metadata
     if summary is not None:
         values["summary"] = summary
-    S = m.sessions
-    stmt = (
-        update_statement(S)
-        .where(S.c.session_id == row.session_id)
-        .values(values)
-        .returning(*_statements(m).session_columns)
-    )
-    return db.execute(stmt).one()
+    return db.execute(_statements(m).update_session, {"the_session_id": row.session_id, **values}).one()
 
 
 def delete_sessions(db: Connection, m: Models, session_ids: Sequence[str], *, user_id: str | None = None) -> int:

@@ -60,7 +60,7 @@ def echo(body, n=None):
 def echo_client():
     """A Connexion app serving ECHO_DOCUMENT through openapi31."""
     openapi31.enable()
-    app = connexion.FlaskApp(__name__)
+    app = connexion.AsyncApp(__name__)
     app.add_api(ECHO_DOCUMENT, validator_map=openapi31.VALIDATOR_MAP, validate_responses=True)
     app.add_error_handler(openapi31.RequestValidationFailed, errors.request_validation_failed)
     with TestClient(app) as client:
@@ -111,7 +111,7 @@ def test_enable_is_idempotent_and_keeps_30_documents_checked_by_connexion():
     openapi31.enable()
     openapi31.enable()
     document = {"openapi": "3.0.3", "info": {"title": "x", "version": "1"}, "paths": {"/x": {"get": {}}}}
-    app = connexion.FlaskApp(__name__)
+    app = connexion.AsyncApp(__name__)
     with pytest.raises(InvalidSpecification):
         app.add_api(document)
 
