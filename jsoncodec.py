@@ -3,10 +3,10 @@
 orjson is several times faster on run payloads (README, Performance). Reading, it gives what
 ``json.loads`` gives, and refuses what only the standard library accepts (NaN, infinities,
 lone surrogates): those are read by ``json.loads``. Writing, its output is the same JSON
-values as FastAPI's (``json.dumps``, compact, UTF-8), spelled the same except for floats
-(``1e-05`` becomes ``0.00001``), and NaN and infinities are written as ``null`` where
-``json.dumps`` writes bare words that are not JSON (and AgentOS answers 500). A string with
-a lone surrogate, which UTF-8 cannot carry, is written \\u-escaped.
+values as AgentOS's, spelled the same except for floats (``1e-05`` becomes ``0.00001``);
+NaN and infinities are written as ``null``, as AgentOS (pydantic) writes them, where
+``json.dumps`` would write bare words that are not JSON. A string with a lone surrogate,
+which UTF-8 cannot carry, is written \\u-escaped.
 """
 
 from __future__ import annotations

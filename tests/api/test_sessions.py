@@ -779,7 +779,7 @@ def test_a_name_found_only_past_the_first_runs_is_still_derived(client, database
 
 
 def test_state_with_nan_written_by_an_agent_is_served_as_null(client, database):
-    # agno writes JSON with json.dumps, which spells a float NaN as a bare word.
+    # agno writes JSON with json.dumps, which spells a float NaN as a bare word; AgentOS serves null.
     with database.unit_of_work() as db:
         db.add(
             database.models.Session(
