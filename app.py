@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import sys
+import sysconfig
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,17 @@ from handlers import errors
 from persistence.database import DatabaseBusy, open_database
 from settings import Settings, SettingsError
 
-SPEC_PATH = Path(__file__).with_name("openapi.yaml")
+
+def _spec_path() -> Path:
+    """The contract: beside this module in a checkout (or an editable install), else where a
+    wheel installs it (pyproject.toml's data-files)."""
+    beside = Path(__file__).with_name("openapi.yaml")
+    if beside.exists():
+        return beside
+    return Path(sysconfig.get_path("data")) / "share" / "agentos-sessions" / "openapi.yaml"
+
+
+SPEC_PATH = _spec_path()
 logger = logging.getLogger("agentos_sessions")
 
 
