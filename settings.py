@@ -51,19 +51,26 @@ class Settings:
         default_factory=lambda: {agno_db_id(DEFAULT_DATABASE_URL): DatabaseSettings(DEFAULT_DATABASE_URL)}
     )
     validate_responses: bool = True
+    # Larger request bodies are answered 413 before they are read (no body here needs more).
+    max_body_bytes: int = 1_048_576
 
     def __post_init__(self) -> None:
         if not self.databases:
             raise SettingsError("At least one database must be configured")
+        if self.max_body_bytes < 1:
+            raise SettingsError("The request body limit must be at least 1 byte")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read AGENTOS_SESSIONS_* variables (see the configuration table in README.md)."""
         env = os.environ if environ is None else environ
-        validate_responses = _flag(env, "AGENTOS_SESSIONS_VALIDATE_RESPONSES", default=True)
+        common = {
+            "validate_responses": _flag(env, "AGENTOS_SESSIONS_VALIDATE_RESPONSES", default=True),
+            "max_body_bytes": _positive_int(env, "AGENTOS_SESSIONS_MAX_BODY_BYTES", default=1_048_576),
+        }
         raw = env.get("AGENTOS_SESSIONS_DATABASES")
         if raw:
-            return cls(databases=_parse_databases(raw), validate_responses=validate_responses)
+            return cls(databases=_parse_databases(raw), **common)
         url = env.get("AGENTOS_SESSIONS_DATABASE_URL", DEFAULT_DATABASE_URL)
         database = DatabaseSettings(
             url,
@@ -71,7 +78,7 @@ class Settings:
             runs_table=env.get("AGENTOS_SESSIONS_RUNS_TABLE") or None,
         )
         db_id = env.get("AGENTOS_SESSIONS_DB_ID") or agno_db_id(url)
-        return cls(databases={db_id: database}, validate_responses=validate_responses)
+        return cls(databases={db_id: database}, **common)
 
 
 def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
@@ -83,6 +90,15 @@ def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     if value.lower() in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _positive_int(env: Mapping[str, str], name: str, *, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise SettingsError(f"{name} must be a positive whole number, not {value!r}")
+    return int(value)
 
 
 def _parse_databases(raw: str) -> dict[str, DatabaseSettings]:

@@ -36,6 +36,14 @@ class Conflict(ApiError):
     status = 409
 
 
+class PayloadTooLarge(ApiError):
+    status = 413
+
+    @staticmethod
+    def message(limit: int) -> str:
+        return f"Request body too large: the limit is {limit} bytes"
+
+
 def json_response(status: int, body, headers: dict | None = None) -> ConnexionResponse:
     return ConnexionResponse(
         status_code=status,

@@ -157,3 +157,11 @@ class _Recorder:
 
     def eof_received(self):
         pass
+
+
+def test_body_limit_from_the_environment():
+    assert Settings.from_env({}).max_body_bytes == 1_048_576
+    assert Settings.from_env({"AGENTOS_SESSIONS_MAX_BODY_BYTES": "4096"}).max_body_bytes == 4096
+    for bad in ("0", "-1", "1MB", "1.5"):
+        with pytest.raises(SettingsError, match="AGENTOS_SESSIONS_MAX_BODY_BYTES must be a positive whole number"):
+            Settings.from_env({"AGENTOS_SESSIONS_MAX_BODY_BYTES": bad})
