@@ -324,6 +324,10 @@ class JSONBody(AbstractRequestBodyValidator):
             raise RequestValidationFailed([_json_invalid(error.start, "Invalid UTF-8")]) from error
         except json.JSONDecodeError as error:
             raise RequestValidationFailed([_json_invalid(error.pos, error.msg)]) from error
+        except RecursionError as error:
+            # Deeper than orjson's 1,024 levels, and than Python's own recursion limit.
+            position = fast_error.pos if fast_error is not None else 0
+            raise RequestValidationFailed([_json_invalid(position, "Nesting too deep")]) from error
         try:
             json.dumps(body, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError as error:

@@ -817,3 +817,29 @@ def test_a_surrogate_pair_escape_is_the_character_it_encodes(client, database):
     assert response.status_code == 201
     assert response.json()["session_name"] == "compass \U0001f9ed"
     assert stored_session(database, "s").session_data == {"session_name": "compass \U0001f9ed"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,
+        b'{"session_state": ' + b"[" * 3_000 + b"]" * 3_000 + b"}",
+        b'{"session_state":' * 50_000 + b"1" + b"}" * 50_000,
+    ],
+)
+def test_json_nested_too_deep_is_422_not_a_500(client, database, body):
+    response = client.post("/sessions", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["type"], error["ctx"]) == ("json_invalid", {"error": "Nesting too deep"})
+    with database.unit_of_work() as db:
+        assert db.query(database.models.Session).count() == 0
+
+
+def test_json_nested_a_few_hundred_levels_is_stored_and_served(client):
+    nested = {"a": 1}
+    for _ in range(300):
+        nested = {"n": nested}
+    response = client.post("/sessions", json={"session_id": "deep", "session_state": nested})
+    assert response.status_code == 201
+    assert client.get("/sessions/deep").json()["session_state"] == nested
