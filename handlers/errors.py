@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextvars import ContextVar
 
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
@@ -12,6 +13,9 @@ import jsoncodec
 from openapi31 import RequestValidationFailed, not_an_object
 
 logger = logging.getLogger(__name__)
+
+# The id of the request being served (app.RequestId), for the log lines of its errors.
+current_request_id: ContextVar[str] = ContextVar("current_request_id", default="-")
 
 
 class ApiError(Exception):
@@ -99,11 +103,25 @@ _PHRASES = {404: "Not Found", 405: "Method Not Allowed"}
 def problem(request: ConnexionRequest, error: ProblemException) -> ConnexionResponse:
     """Connexion's own errors in AgentOS's shape; a server-side one says nothing of its cause."""
     if error.status >= 500:
-        logger.error("%s on %s %s: %s", error.title, request.method, request.url.path, error.detail)
+        logger.error(
+            "%s, request %s, %s %s: %s",
+            error.title,
+            current_request_id.get(),
+            request.method,
+            request.url.path,
+            error.detail,
+        )
         return json_response(error.status, {"detail": "Internal server error"})
     return json_response(error.status, {"detail": error.detail or error.title})
 
 
 def internal_error(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
-    logger.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    """Details (the exception, its traceback) go to the log under the request's id, never into the body."""
+    logger.error(
+        "Unhandled error, request %s, %s %s",
+        current_request_id.get(),
+        request.method,
+        request.url.path,
+        exc_info=error,
+    )
     return json_response(500, {"detail": "Internal server error"})
