@@ -27,7 +27,7 @@ def add(database, session_id, **columns):
         store.insert_session(db, database.models, session_id=session_id, **{**defaults, **columns})
 
 
-def add_run(database, session_id, run_id, index, **run_data):
+def add_run(database, session_id, run_id, index, *, created_at=100, **run_data):
     with database.unit_of_work() as db:
         db.add(
             database.models.Run(
@@ -36,7 +36,7 @@ def add_run(database, session_id, run_id, index, **run_data):
                 run_type="agent",
                 run_index=index,
                 run_data={"run_id": run_id, **run_data},
-                created_at=100,
+                created_at=created_at,
             )
         )
 
@@ -150,24 +150,14 @@ def test_first_runs_of_several_sessions_in_agnos_order(database):
     for sid in ("a", "b", "empty"):
         add(database, sid)
     # run_index first, then created_at, then run_id, as agno orders a session's runs.
-    with database.unit_of_work() as db:
-        for run_id, session_id, index, created_at in [
-            ("a-late", "a", 0, 200),
-            ("a-early", "a", 0, 100),
-            ("a-next", "a", 1, 50),
-            ("b-1", "b", 1, 10),
-            ("b-0", "b", 0, 20),
-        ]:
-            db.add(
-                database.models.Run(
-                    run_id=run_id,
-                    session_id=session_id,
-                    run_type="agent",
-                    run_index=index,
-                    run_data={"run_id": run_id},
-                    created_at=created_at,
-                )
-            )
+    for run_id, session_id, index, created_at in [
+        ("a-late", "a", 0, 200),
+        ("a-early", "a", 0, 100),
+        ("a-next", "a", 1, 50),
+        ("b-1", "b", 1, 10),
+        ("b-0", "b", 0, 20),
+    ]:
+        add_run(database, session_id, run_id, index, created_at=created_at)
     with database.engine.begin() as db:
         first = store.first_runs(db, database.models, ["a", "b", "empty"], count=2)
     assert {sid: [run["run_id"] for run in runs] for sid, runs in first.items()} == {
