@@ -9,7 +9,6 @@ import uuid
 from datetime import datetime
 
 from connexion import request
-from sqlalchemy.exc import IntegrityError
 
 from handlers import views
 from handlers.errors import BadRequest, Conflict, NotFound
@@ -123,10 +122,7 @@ async def create_session(*, body=None, type="agent", db_id=None):
     if type == "workflow":
         # What agno's WorkflowSession stores: {} where agent and team sessions store null.
         columns.update(session_data=session_data, workflow_data={}, metadata_=metadata or {})
-    try:
-        row = await database.run(store.insert_new_session, write=True, **columns)
-    except IntegrityError as error:
-        raise _already_exists(session_id) from error
+    row = await database.run(store.insert_new_session, write=True, **columns)
     if row is None:
         raise _already_exists(session_id)
     return views.session_detail(row, [], type, omit_nulls=True), 201

@@ -76,7 +76,6 @@ class _Statements:
             .where(ranked.c.position <= bindparam("count"))
             .order_by(ranked.c.session_id, ranked.c.position)
         )
-        self.insert_session = insert(S).returning(*self.session_columns)
         # The columns to set are the parameters given at execution besides the_session_id.
         self.update_session = (
             update_statement(S).where(S.c.session_id == bindparam("the_session_id")).returning(*self.session_columns)
@@ -258,14 +257,9 @@ def _sorted(dialect: str, stmt: Select, m: Models, sort_by: str, sort_order: str
     return stmt.order_by(direction(key), direction(S.session_id))
 
 
-def insert_session(db: Connection, m: Models, **columns: Any) -> SessionRow:
-    """Add a new session row (``metadata_`` for the metadata column) and return it as stored."""
-    values = {("metadata" if key == "metadata_" else key): value for key, value in columns.items()}
-    return db.execute(_statements(m).insert_session, values).one()
-
-
 def insert_new_session(db: Connection, m: Models, **columns: Any) -> SessionRow | None:
-    """Add a new session row, or return None (and add nothing) if its session_id is taken."""
+    """Add a new session row (``metadata_`` for the metadata column) and return it as stored,
+    or return None (and add nothing) if its session_id is taken."""
     values = {("metadata" if key == "metadata_" else key): value for key, value in columns.items()}
     return db.execute(_insert_if_new(m, db.dialect.name), values).one_or_none()
 

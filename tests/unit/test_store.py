@@ -24,7 +24,7 @@ def database(db_url):
 def add(database, session_id, **columns):
     defaults = {"session_type": "agent", "created_at": 100, "updated_at": 100}
     with database.engine.begin() as db:
-        store.insert_session(db, database.models, session_id=session_id, **{**defaults, **columns})
+        store.insert_new_session(db, database.models, session_id=session_id, **{**defaults, **columns})
 
 
 def add_run(database, session_id, run_id, index, *, created_at=100, **run_data):
