@@ -70,10 +70,7 @@ class PathGuard:
         if scope["type"] == "http":
             path = scope.get("path", "")
             if _CONTROL_CHARACTERS.search(path):
-                body = b'{"detail":"Not Found"}'
-                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-                await send({"type": "http.response.start", "status": 404, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
+                await _send_detail(send, 404, "Not Found")
                 return
             if len(path) > 1 and path.endswith("/") and not path.startswith("/docs"):
                 scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": scope.get("raw_path", b"").rstrip(b"/")}
@@ -81,6 +78,14 @@ class PathGuard:
 
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+async def _send_detail(send, status: int, detail: str) -> None:
+    """Answer ``{"detail": detail}`` from a middleware, before Connexion sees the request."""
+    body = jsoncodec.dumps_compact({"detail": detail})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class RequestId:
@@ -131,10 +136,7 @@ class BodyLimit:
             return
         declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            body = jsoncodec.dumps_compact({"detail": errors.PayloadTooLarge.message(self.limit)})
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            await send({"type": "http.response.start", "status": 413, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await _send_detail(send, 413, errors.PayloadTooLarge.message(self.limit))
             return
         received = 0
 
