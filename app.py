@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import logging
 import os
 import re
@@ -25,9 +26,11 @@ from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 import jsoncodec
 import openapi31
+import security
 from handlers import errors
 from persistence.database import DatabaseBusy, open_database
 from settings import Settings, SettingsError
@@ -155,12 +158,17 @@ class BodyLimit:
 def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
     """Build the server for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
+    authenticator = security.authenticator(settings.security)
     openapi31.enable()
     document = openapi31.load_document(SPEC_PATH)
+    if settings.security.mode == "none":
+        _credentials_optional(document)
     # AsyncApp: handlers are coroutines run on the event loop, no thread hand-off per request
     # (README, Performance: FlaskApp served 0.65x the creates and 0.55x the gets).
-    app = connexion.AsyncApp(__name__, lifespan=_lifespan(settings), jsonifier=CompactJson())
+    app = connexion.AsyncApp(__name__, lifespan=_lifespan(settings, authenticator), jsonifier=CompactJson())
     # Of the middlewares at one position, the first added is the outermost.
+    if settings.security.cors_origins:
+        app.add_middleware(CORSMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, **_cors(settings))
     app.add_middleware(RequestId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(PathGuard, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_EXCEPTION, limit=settings.max_body_bytes)
@@ -168,6 +176,7 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
         document,
         validator_map=openapi31.VALIDATOR_MAP,
         validate_responses=settings.validate_responses,
+        security_map=security.security_map(authenticator),
         swagger_ui_options=SwaggerUIOptions(spec_path="/openapi.json", swagger_ui_path="/docs"),
     )
     app.add_error_handler(errors.ApiError, errors.api_error)
@@ -180,9 +189,32 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
     return app
 
 
-def _lifespan(settings: Settings):
+def _credentials_optional(document: dict) -> None:
+    """An open server's contract says what is true of it: credentials are optional everywhere
+    (each bearer requirement gets the empty alternative). The file keeps them required."""
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and operation.get("security"):
+                operation["security"] = [*operation["security"], {}]
+
+
+def _cors(settings: Settings) -> dict:
+    """Browsers on the listed origins may call; a preflight is answered here, without credentials."""
+    return {
+        "allow_origins": list(settings.security.cors_origins),
+        "allow_methods": ["GET", "POST", "PATCH", "DELETE"],
+        "allow_headers": ["Authorization", "Content-Type", "X-Request-ID"],
+        "expose_headers": ["X-Request-ID", "Retry-After", "WWW-Authenticate"],
+        # As AgentOS: a browser app may send credentialed requests (auth itself is a header, never a cookie).
+        "allow_credentials": True,
+        "max_age": 600,
+    }
+
+
+def _lifespan(settings: Settings, authenticator):
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        logger.info("Authentication: %s", authenticator.description)
         databases = {db_id: open_database(db_id, config) for db_id, config in settings.databases.items()}
         try:
             for database in databases.values():
@@ -231,9 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["AGENTOS_SESSIONS_DATABASE_URL"] = args.database_url
     try:
         settings = Settings.from_env()
+        security.authenticator(settings.security)  # unusable key material stops us before we listen
     except SettingsError as error:
         print(f"agentos-sessions: {error}", file=sys.stderr)
         return 2
+    warning = open_access_warning(settings, args.host)
+    if warning:
+        logger.warning(warning)
 
     import uvicorn
 
@@ -250,6 +286,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         _serve_workers(args.workers, options)
     return 0
+
+
+def open_access_warning(settings: Settings, host: str) -> str | None:
+    """The warning for a server without authentication on an address others can reach."""
+    if settings.security.mode != "none" or _is_loopback(host):
+        return None
+    return (
+        f"NO AUTHENTICATION: listening on {host} with no OS_SECURITY_KEY, JWT_VERIFICATION_KEY or "
+        "JWT_JWKS_FILE set, so anyone who can reach this address can read, change and delete every "
+        "session. Set one of them (README, Security), or listen on 127.0.0.1."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any address
 
 
 def _serve_workers(workers: int, options: dict) -> None:

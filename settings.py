@@ -44,6 +44,48 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class SecuritySettings:
+    """Who may call, chosen by environment as AgentOS does: JWT when a verification key or JWKS
+    file is set, else the security key when set, else open (README, Security)."""
+
+    security_key: str | None = None
+    jwt_verification_key: str | None = None
+    jwt_jwks_file: str | None = None
+    # Accepted ``aud`` values; when empty, ``aud`` is not checked.
+    jwt_audience: tuple[str, ...] = ()
+    user_isolation: bool = False
+    # Browser origins allowed to call (CORS); none means no CORS headers at all.
+    cors_origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.user_isolation and self.mode != "jwt":
+            raise SettingsError(
+                "AGENTOS_USER_ISOLATION needs JWT mode (JWT_VERIFICATION_KEY or JWT_JWKS_FILE): "
+                "without tokens there is no user to isolate"
+            )
+        if "*" in self.cors_origins:
+            raise SettingsError("CORS_ORIGIN_LIST: list the origins allowed to call; '*' is not accepted")
+
+    @property
+    def mode(self) -> str:
+        """``jwt``, ``security_key`` or ``none``."""
+        if self.jwt_verification_key or self.jwt_jwks_file:
+            return "jwt"
+        return "security_key" if self.security_key else "none"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SecuritySettings:
+        return cls(
+            security_key=env.get("OS_SECURITY_KEY") or None,
+            jwt_verification_key=env.get("JWT_VERIFICATION_KEY") or None,
+            jwt_jwks_file=env.get("JWT_JWKS_FILE") or None,
+            jwt_audience=_list(env.get("JWT_AUDIENCE", "")),
+            user_isolation=_flag(env, "AGENTOS_USER_ISOLATION", default=False),
+            cors_origins=_origins(env.get("CORS_ORIGIN_LIST", "")),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything create_app needs; build with :meth:`from_env` or directly in tests."""
 
@@ -53,6 +95,7 @@ class Settings:
     validate_responses: bool = True
     # Larger request bodies are answered 413 before they are read (no body here needs more).
     max_body_bytes: int = 1_048_576
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def __post_init__(self) -> None:
         if not self.databases:
@@ -67,6 +110,7 @@ class Settings:
         common = {
             "validate_responses": _flag(env, "AGENTOS_SESSIONS_VALIDATE_RESPONSES", default=True),
             "max_body_bytes": _positive_int(env, "AGENTOS_SESSIONS_MAX_BODY_BYTES", default=1_048_576),
+            "security": SecuritySettings.from_env(env),
         }
         raw = env.get("AGENTOS_SESSIONS_DATABASES")
         if raw:
@@ -99,6 +143,23 @@ def _positive_int(env: Mapping[str, str], name: str, *, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise SettingsError(f"{name} must be a positive whole number, not {value!r}")
     return int(value)
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    """CORS_ORIGIN_LIST: a JSON list of origins, as AgentOS reads it, or a comma-separated list."""
+    if not value.strip().startswith("["):
+        return _list(value)
+    try:
+        origins = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise SettingsError(f"CORS_ORIGIN_LIST is not valid JSON: {error}") from error
+    if not isinstance(origins, list) or not all(isinstance(origin, str) for origin in origins):
+        raise SettingsError("CORS_ORIGIN_LIST must be a JSON list of origins")
+    return tuple(origin.strip() for origin in origins if origin.strip())
 
 
 def _parse_databases(raw: str) -> dict[str, DatabaseSettings]:

@@ -22,6 +22,7 @@ class ApiError(Exception):
     """An error answered as ``{"detail": message}`` with the class's status."""
 
     status = 500
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str):
         super().__init__(detail)
@@ -30,6 +31,20 @@ class ApiError(Exception):
 
 class BadRequest(ApiError):
     status = 400
+
+
+class Unauthorized(ApiError):
+    """No usable credentials. The challenge (RFC 6750) tells a client to send a bearer token."""
+
+    status = 401
+
+    def __init__(self, detail: str, challenge: str = 'Bearer error="invalid_token"'):
+        super().__init__(detail)
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class Forbidden(ApiError):
+    status = 403
 
 
 class NotFound(ApiError):
@@ -59,7 +74,7 @@ def json_response(status: int, body, headers: dict | None = None) -> ConnexionRe
 
 
 def api_error(_request: ConnexionRequest, error: ApiError) -> ConnexionResponse:
-    return json_response(error.status, {"detail": error.detail})
+    return json_response(error.status, {"detail": error.detail}, error.headers)
 
 
 def database_busy(request: ConnexionRequest, error: Exception) -> ConnexionResponse:

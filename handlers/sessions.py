@@ -14,6 +14,7 @@ from handlers import views
 from handlers.errors import BadRequest, Conflict, NotFound
 from persistence import store
 from persistence.database import Database
+from security import current_caller
 
 
 def resolve_database(db_id: str | None, table: str | None = None) -> Database:
@@ -47,6 +48,7 @@ async def get_sessions(
     table=None,
 ):
     """List sessions, one page at a time."""
+    user_id = current_caller().acting_for(user_id)
     database = resolve_database(db_id, table)
     page = max(page, 1)
     started = time.perf_counter()
@@ -98,6 +100,7 @@ def _page_with_names(db, m, **filters):
 async def create_session(*, body=None, type="agent", db_id=None):
     """Create an empty session; an existing session_id is a conflict and is left untouched."""
     body = body or {}
+    caller = current_caller()
     database = resolve_database(db_id)
     session_id = body.get("session_id") or str(uuid.uuid4())
     session_data = {}
@@ -111,7 +114,8 @@ async def create_session(*, body=None, type="agent", db_id=None):
         "session_id": session_id,
         "session_type": type,
         f"{type}_id": body.get(f"{type}_id"),
-        "user_id": body.get("user_id"),
+        # A session created with a token belongs to its subject, as in AgentOS.
+        "user_id": caller.user_id if caller.user_id is not None else body.get("user_id"),
         "session_data": session_data or None,
         f"{type}_data": None,
         "metadata_": metadata,
@@ -122,18 +126,30 @@ async def create_session(*, body=None, type="agent", db_id=None):
     if type == "workflow":
         # What agno's WorkflowSession stores: {} where agent and team sessions store null.
         columns.update(session_data=session_data, workflow_data={}, metadata_=metadata or {})
-    row = await database.run(store.insert_new_session, write=True, **columns)
+    isolated_user_id = caller.user_id if caller.isolated else None
+    row, visible = await database.run(_create, isolated_user_id, write=True, **columns)
+    if row is None and visible:
+        raise Conflict(f"Session with id '{session_id}' already exists. Use PATCH /sessions/{session_id} to update it.")
     if row is None:
-        raise _already_exists(session_id)
+        # Another user's session: the same status, but not a word on whose it is.
+        raise Conflict(
+            "Could not create a session with the supplied session_id. "
+            "Omit session_id to have one generated, or choose a different one."
+        )
     return views.session_detail(row, [], type, omit_nulls=True), 201
 
 
-def _already_exists(session_id: str) -> Conflict:
-    return Conflict(f"Session with id '{session_id}' already exists. Use PATCH /sessions/{session_id} to update it.")
+def _create(db, m, isolated_user_id, **columns):
+    """The new session's row, or None and whether the session that holds its id is the caller's to see."""
+    row = store.insert_new_session(db, m, **columns)
+    if row is not None or isolated_user_id is None:
+        return row, True
+    return None, store.get_session(db, m, columns["session_id"], user_id=isolated_user_id) is not None
 
 
 async def get_session_by_id(*, session_id, type=None, user_id=None, db_id=None, table=None):
     """One session with its chat history."""
+    user_id = current_caller().acting_for(user_id)
     database = resolve_database(db_id, table)
     row, runs = await database.run(store.get_session_with_runs, session_id, user_id=user_id)
     if row is None:
@@ -154,6 +170,7 @@ async def get_session_runs(
     table=None,
 ):
     """All runs of a session, oldest first, as agent, team or workflow runs."""
+    user_id = current_caller().acting_for(user_id)
     return await _session_runs(session_id, type, user_id, created_after, created_before, status, db_id, table), 200
 
 
@@ -169,6 +186,7 @@ async def get_session_run_previews(
     table=None,
 ):
     """The runs of a session as short previews."""
+    user_id = current_caller().acting_for(user_id)
     runs = await _session_runs(session_id, type, user_id, created_after, created_before, status, db_id, table)
     return [views.run_preview(run) for run in runs], 200
 
@@ -201,6 +219,7 @@ def _wanted_statuses(status: list[str] | None) -> set[str] | None:
 
 async def get_session_run(*, session_id, run_id, type=None, user_id=None, db_id=None, table=None):
     """One run of a session."""
+    user_id = current_caller().acting_for(user_id)
     database = resolve_database(db_id, table)
     row, run, has_runs = await database.run(_session_and_run, session_id, run_id, user_id=user_id)
     if row is None:
@@ -223,6 +242,7 @@ def _session_and_run(db, m, session_id, run_id, *, user_id):
 
 async def rename_session(*, session_id, body, type=None, user_id=None, db_id=None, table=None):
     """Set a session's name."""
+    user_id = current_caller().acting_for(user_id)
     database = resolve_database(db_id, table)
     changes = {"session_name": body["session_name"]}
     row, runs = await database.run(_change_session, session_id, changes, user_id=user_id, write=True)
@@ -233,6 +253,7 @@ async def rename_session(*, session_id, body, type=None, user_id=None, db_id=Non
 
 async def update_session(*, session_id, body, type=None, user_id=None, db_id=None, table=None):
     """Replace the name, state, metadata or summary of a session."""
+    user_id = current_caller().acting_for(user_id)
     database = resolve_database(db_id, table)
     changes = {}
     if body.get("session_name") is not None:
@@ -273,6 +294,7 @@ def _summary(summary: dict) -> dict:
 
 async def delete_session(*, session_id, user_id=None, db_id=None, table=None, delete_media=False):
     """Delete a session and its runs; an absent session is not an error, another owner's is a 404."""
+    user_id = current_caller().acting_for(user_id)
     database = resolve_database(db_id, table)
     if not await database.run(store.delete_owned_session, session_id, user_id=user_id, write=True):
         # AgentOS answers 204 and keeps the session: a delete that did nothing must not look done.
@@ -282,6 +304,7 @@ async def delete_session(*, session_id, user_id=None, db_id=None, table=None, de
 
 async def delete_sessions(*, body, user_id=None, db_id=None, table=None, delete_media=False):
     """Delete several sessions and their runs."""
+    user_id = current_caller().acting_for(user_id)
     if len(body["session_ids"]) != len(body["session_types"]):
         raise BadRequest("Session IDs and session types must have the same length")
     database = resolve_database(db_id, table)

@@ -2,35 +2,50 @@
 
 Schemathesis's own engine runs in-process against the ASGI app, with every phase the CLI runs
 (examples, coverage, fuzzing, and stateful sequences built from the OpenAPI links), positive
-and negative data, and every check; settings come from schemathesis.toml.
+and negative data, and every check; settings come from schemathesis.toml. It runs twice: on an
+open server, and with JWTs required and user isolation on, where Schemathesis holds a token and
+its ignored_auth check also sends each operation without it and with a wrong one.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import schemathesis
+from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 from starlette.testclient import TestClient
 
+from app import create_app
+from settings import DatabaseSettings, SecuritySettings, Settings
+from tests.tokens import hs_secret, token
 
-@pytest.fixture(scope="module")
-def served_app(tmp_path_factory):
-    """One started app (tables created) on a fresh database for the whole module."""
-    from app import create_app
-    from settings import DatabaseSettings, Settings
+CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
+MODES = {
+    "open": SecuritySettings(),
+    "jwt": SecuritySettings(jwt_verification_key=hs_secret(), user_isolation=True),
+}
 
+
+@pytest.fixture(scope="module", params=MODES)
+def served_app(request, tmp_path_factory):
+    """One started app (tables created) on a fresh database, in each security mode."""
     url = f"sqlite:///{tmp_path_factory.mktemp('contract') / 'sessions.db'}"
-    app = create_app(Settings(databases={"main": DatabaseSettings(url)}))
+    app = create_app(Settings(databases={"main": DatabaseSettings(url)}, security=MODES[request.param]))
     with TestClient(app):
-        yield app
+        yield request.param, app
 
 
 @pytest.fixture(scope="module")
 def engine_run(served_app):
-    """Every event of one full Schemathesis run against the app."""
-    schema = schemathesis.openapi.from_asgi("/openapi.json", served_app)
+    """Every event of one full Schemathesis run against the app (with a token where one is needed)."""
+    mode, app = served_app
+    settings = CONFIG.read_text()
+    if mode == "jwt":
+        settings += f'\n[auth.openapi.HTTPBearer]\nbearer = "{token("fuzzer", expires_in=3600)}"\n'
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=SchemathesisConfig.from_str(settings))
     return list(from_schema(schema).execute())
 
 

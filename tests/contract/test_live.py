@@ -1,4 +1,8 @@
-"""The real program: `agentos-sessions serve` in its own process, fuzzed over HTTP by the Schemathesis CLI."""
+"""The real program: `agentos-sessions serve` in its own process, fuzzed over HTTP by the Schemathesis CLI.
+
+Twice: open (fuzzed by the contract that server serves, where credentials are optional), and
+with JWTs required and user isolation on (fuzzed by openapi.yaml itself, with a token).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.tokens import hs_secret, token
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -22,9 +28,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def served(tmp_path):
+def serve(tmp_path, environment: dict):
     """`agentos-sessions serve` on a free loopback port with a fresh SQLite file; its base URL."""
+    tmp_path.mkdir(exist_ok=True)
     port = _free_port()
     executable = shutil.which("agentos-sessions", path=os.path.dirname(sys.executable))
     assert executable, "the console script is installed with the package"
@@ -33,6 +39,7 @@ def served(tmp_path):
         process = subprocess.Popen(
             [executable, "serve", "--port", str(port), "--database-url", f"sqlite:///{tmp_path / 'live.db'}"],
             cwd=tmp_path,
+            env={**os.environ, **environment},
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -54,20 +61,51 @@ def served(tmp_path):
         process.wait(timeout=10)
 
 
+@pytest.fixture
+def served(tmp_path):
+    """An open server."""
+    yield from serve(tmp_path / "open", {})
+
+
+@pytest.fixture
+def served_with_jwt(tmp_path):
+    """A server that requires JWTs (HS256) and isolates users."""
+    yield from serve(tmp_path / "jwt", {"JWT_VERIFICATION_KEY": hs_secret(), "AGENTOS_USER_ISOLATION": "true"})
+
+
 def test_serve_answers_health_docs_and_spec(served):
     assert httpx.get(f"{served}/health").json()["status"] == "ok"
     assert "swagger-ui" in httpx.get(f"{served}/docs/").text
     assert httpx.get(f"{served}/openapi.json").json()["openapi"] == "3.1.0"
 
 
-def test_schemathesis_cli_against_the_served_app_finds_no_failures(served):
+def _schemathesis(*arguments: str) -> subprocess.CompletedProcess:
     schemathesis = shutil.which("schemathesis", path=os.path.dirname(sys.executable))
-    result = subprocess.run(
-        [schemathesis, "run", "openapi.yaml", "--url", served, "--max-examples", "20"],
+    return subprocess.run(
+        [schemathesis, "run", *arguments, "--max-examples", "20"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def test_schemathesis_cli_against_the_open_server_finds_no_failures(served):
+    result = _schemathesis(f"{served}/openapi.json")
     assert result.returncode == 0, result.stdout[-5000:]
     assert "Tested: 11" in result.stdout
+
+
+def test_schemathesis_cli_with_a_token_finds_no_failures(served_with_jwt):
+    bearer = f"Authorization: Bearer {token('fuzzer', expires_in=3600)}"
+    result = _schemathesis("openapi.yaml", "--url", served_with_jwt, "-H", bearer)
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert "Tested: 11" in result.stdout
+
+
+def test_the_open_server_answers_without_credentials_and_the_jwt_server_does_not(served, served_with_jwt):
+    assert httpx.get(f"{served}/sessions").status_code == 200
+    refused = httpx.get(f"{served_with_jwt}/sessions")
+    assert (refused.status_code, refused.json()) == (401, {"detail": "Authorization header missing"})
+    for path in ("/health", "/openapi.json", "/docs/"):
+        assert httpx.get(f"{served_with_jwt}{path}", headers={"Authorization": "Bearer wrong"}).status_code == 200
