@@ -73,13 +73,13 @@ def current_caller() -> Caller:
 
 def bearer_token(authorization: Sequence[str], missing: str) -> str:
     """The token of the one ``Authorization: Bearer <token>`` header (the scheme in any case)."""
-    values = [value for value in authorization if value.strip()]
+    values = [value.strip() for value in authorization if value.strip()]
     if not values:
         raise Unauthorized(missing, challenge="Bearer")
-    parts = values[0].split()
-    if len(values) > 1 or len(parts) != 2 or parts[0].lower() != "bearer":
+    scheme, _, token = values[0].partition(" ")
+    if len(values) > 1 or scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(INVALID_TOKEN)
-    return parts[1]
+    return token.strip()
 
 
 class OpenAccess:
