@@ -235,10 +235,13 @@ def _algorithm_of(public_key) -> str:
 def _jwks_keys(path: str) -> list[VerificationKey]:
     """JWT_JWKS_FILE: a JSON Web Key Set (``{"keys": [...]}``); each key verifies its own algorithm."""
     try:
-        key_set = jwt.PyJWKSet.from_json(Path(path).read_text())
+        document = json.loads(Path(path).read_text())
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise jwt.PyJWKSetError('a JWK set is an object with a "keys" list')
+        key_set = jwt.PyJWKSet.from_dict(document)
     except OSError as error:
         raise SettingsError(f"JWT_JWKS_FILE {path!r} cannot be read: {error.strerror}") from error
-    except (json.JSONDecodeError, jwt.PyJWKError) as error:
+    except (json.JSONDecodeError, jwt.PyJWTError) as error:
         raise SettingsError(f"JWT_JWKS_FILE {path!r} is not a usable JWK set: {error}") from error
     keys = [VerificationKey(key.key, key.algorithm_name, key.key_id) for key in key_set.keys]
     for key in keys:

@@ -14,6 +14,7 @@ DEFAULT_SESSION_TABLE = "agno_sessions"
 DEFAULT_RUNS_TABLE = "agno_runs"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+")
 
 
 class SettingsError(ValueError):
@@ -65,6 +66,10 @@ class SecuritySettings:
             )
         if "*" in self.cors_origins:
             raise SettingsError("CORS_ORIGIN_LIST: list the origins allowed to call; '*' is not accepted")
+        for origin in self.cors_origins:
+            if not _ORIGIN.fullmatch(origin):
+                # A browser sends scheme://host[:port] and nothing else: anything more never matches.
+                raise SettingsError(f"CORS_ORIGIN_LIST: {origin!r} is not an origin (scheme://host[:port], no path)")
 
     @property
     def mode(self) -> str:
