@@ -6,8 +6,9 @@ time against one server, and the servers alternate operation by operation, round
 that all see the same machine. Per operation it reports requests/s, p50, p99, errors and server
 RSS as medians over the rounds, and the ratio to AgentOS; results go to bench/results/ as JSON
 and a PNG chart. Servers (--servers): `agentos` (AgentOS 3.1.10 with SqliteDb), `ours` (the
-production configuration: response validation on) and `ours-unvalidated` (response validation
-off). --run-scale 1,8 repeats everything with runs 1x and 8x as large.
+production configuration: response validation on), `ours-unvalidated` (response validation
+off) and `ours-jwt` (as `ours`, with JWTs required: HS256, every request carrying a token with
+the three sessions scopes). --run-scale 1,8 repeats everything with runs 1x and 8x as large.
 Loopback only; every wrk run stops after --duration seconds.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -29,7 +31,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OPERATIONS = ("create", "get", "list", "list_filtered", "runs", "patch", "delete")
-SERVERS = ("agentos", "ours", "ours-unvalidated")
+SERVERS = ("agentos", "ours", "ours-unvalidated", "ours-jwt")
+# ours-jwt's signing secret, made for each run.
+JWT_SECRET = secrets.token_urlsafe(48)
 AGENTOS_REQUIREMENTS = [
     "agno==3.1.10",
     "fastapi==0.165.0",
@@ -145,6 +149,8 @@ def _start(name: str, db_file: Path, agentos_python: Path, workers: int) -> dict
             "AGENTOS_SESSIONS_DB_ID": "bench",
             "AGENTOS_SESSIONS_VALIDATE_RESPONSES": "false" if name == "ours-unvalidated" else "true",
         }
+        if name == "ours-jwt":
+            env["JWT_VERIFICATION_KEY"] = JWT_SECRET
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=db_file.parent)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -158,7 +164,15 @@ def _start(name: str, db_file: Path, agentos_python: Path, workers: int) -> dict
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{name} server did not start; see {log.name}")
         time.sleep(0.2)
-    return {"name": name, "url": url, "process": process, "log": log}
+    return {"name": name, "url": url, "process": process, "log": log, "token": _token() if name == "ours-jwt" else ""}
+
+
+def _token() -> str:
+    """A token for ours-jwt, valid for the whole run."""
+    import jwt  # installed with agentos-sessions
+
+    claims = {"sub": "bench", "scopes": ["sessions:read", "sessions:write", "sessions:delete"]}
+    return jwt.encode({**claims, "exp": int(time.time()) + 86_400}, JWT_SECRET, algorithm="HS256")
 
 
 def _stop(server: dict) -> None:
@@ -193,7 +207,7 @@ def _children(pid: int) -> list[int]:
     return children
 
 
-def _wrk(wrk: str, url: str, op: str, prefix: str, duration: int, connections: int) -> dict:
+def _wrk(wrk: str, server: dict, op: str, prefix: str, duration: int, connections: int) -> dict:
     command = [
         wrk,
         "-t2",
@@ -203,10 +217,11 @@ def _wrk(wrk: str, url: str, op: str, prefix: str, duration: int, connections: i
         "10s",
         "-s",
         str(HERE / "lua" / "ops.lua"),
-        url,
+        server["url"],
         "--",
         op,
         prefix,
+        server["token"],
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -214,7 +229,7 @@ def _wrk(wrk: str, url: str, op: str, prefix: str, duration: int, connections: i
 
 def _warm_up(wrk: str, server: dict, connections: int) -> None:
     for op in ("get", "list"):
-        _wrk(wrk, server["url"], op, "warm", 2, connections)
+        _wrk(wrk, server, op, "warm", 2, connections)
 
 
 def _measure(wrk: str, servers: dict, args) -> list[dict]:
@@ -225,7 +240,7 @@ def _measure(wrk: str, servers: dict, args) -> list[dict]:
             for name in order:
                 server = servers[name]
                 prefix = f"load-r{round_number}"
-                result = _wrk(wrk, server["url"], op, prefix, args.duration, args.connections)
+                result = _wrk(wrk, server, op, prefix, args.duration, args.connections)
                 seconds = result["duration_us"] / 1e6
                 sample = {
                     "server": name,
@@ -290,8 +305,13 @@ def _print_table(summary: dict, servers: list[str]) -> None:
             )
 
 
-LABELS = {"agentos": "AgentOS 3.1.10", "ours": "agentos-sessions", "ours-unvalidated": "agentos-sessions, unvalidated"}
-COLORS = {"agentos": "#9aa5b1", "ours": "#2f6fb0", "ours-unvalidated": "#8fb8e0"}
+LABELS = {
+    "agentos": "AgentOS 3.1.10",
+    "ours": "agentos-sessions",
+    "ours-unvalidated": "agentos-sessions, unvalidated",
+    "ours-jwt": "agentos-sessions, JWT",
+}
+COLORS = {"agentos": "#9aa5b1", "ours": "#2f6fb0", "ours-unvalidated": "#8fb8e0", "ours-jwt": "#1d3f66"}
 
 
 def _chart(report: dict, path: Path) -> None:

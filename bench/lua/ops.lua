@@ -1,4 +1,4 @@
--- One benchmark operation per wrk run: `wrk ... -s ops.lua <url> -- <op> <prefix>`.
+-- One benchmark operation per wrk run: `wrk ... -s ops.lua <url> -- <op> <prefix> [<token>]`.
 -- Sessions bench-00000..bench-09999 exist; every tenth (bench-00000, bench-00010, ...) has 20 runs.
 -- create makes <prefix>-<thread>-<n>; delete removes the same ids in the same order.
 
@@ -15,6 +15,11 @@ local json = { ["Content-Type"] = "application/json" }
 
 function init(args)
   op, prefix = args[1], args[2]
+  -- With a token, every request carries it (wrk.headers goes with requests that set no headers).
+  if args[3] and args[3] ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. args[3]
+    json["Authorization"] = "Bearer " .. args[3]
+  end
   math.randomseed(os.time() * 100 + id)
 end
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 import security
 from settings import SecuritySettings, Settings, SettingsError
-from tests.tokens import ec_key, hs_secret, public_pem, rsa_key
+from tests.tokens import ec_key, hs_secret, public_pem, rsa_key, token
 
 
 def _mode(environ: dict) -> str:
@@ -165,3 +166,23 @@ def test_scopes():
     admin = security.Caller("root", frozenset({"agent_os:admin"}))
     assert admin.may("sessions:write") and admin.admin
     assert security.Caller("ann", frozenset({"sessions:*"})).may("sessions:read") is False
+
+
+def test_a_remembered_token_still_expires(monkeypatch):
+    verifier = security.authenticator(SecuritySettings(jwt_verification_key=hs_secret()))
+    header = [f"Bearer {token('ann', expires_in=60)}"]
+    assert verifier.authenticate(header).user_id == "ann"
+    assert verifier.authenticate(header).user_id == "ann"  # from what the first call verified
+    later = time.time() + 60 + security.LEEWAY_SECONDS + 1
+    monkeypatch.setattr(security.time, "time", lambda: later)
+    with pytest.raises(security.Unauthorized, match="Token has expired"):
+        verifier.authenticate(header)
+
+
+def test_only_tokens_that_verified_are_remembered():
+    verifier = security.authenticator(SecuritySettings(jwt_verification_key=hs_secret()))
+    for _ in range(2):
+        with pytest.raises(security.Unauthorized, match="Signature verification failed"):
+            verifier.authenticate([f"Bearer {token(key='another secret that is at least 32 bytes long')}"])
+    verifier.authenticate([f"Bearer {token()}"])
+    assert verifier._verified.cache_info().currsize == 1
