@@ -155,6 +155,30 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class ServeContract:
+    """``GET /openapi.json``: the contract this server keeps, with its ``$ref``s and schema names
+    (behind a proxy that sets a root path, with that path as its server)."""
+
+    PATH = "/openapi.json"
+
+    def __init__(self, app, document: dict):
+        self.app = app
+        self.document = document
+        self.body = jsoncodec.dumps_compact(document)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("path") != self.PATH or scope.get("method") not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        root_path = scope.get("root_path", "").rstrip("/")
+        body = self.body
+        if root_path:
+            body = jsoncodec.dumps_compact({**self.document, "servers": [{"url": root_path}]})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
 def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
     """Build the server for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
@@ -172,12 +196,15 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
     app.add_middleware(RequestId, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(PathGuard, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_EXCEPTION, limit=settings.max_body_bytes)
+    app.add_middleware(ServeContract, position=MiddlewarePosition.BEFORE_EXCEPTION, document=document)
     app.add_api(
         document,
         validator_map=openapi31.VALIDATOR_MAP,
         validate_responses=settings.validate_responses,
         security_map=security.security_map(authenticator),
-        swagger_ui_options=SwaggerUIOptions(spec_path="/openapi.json", swagger_ui_path="/docs"),
+        # The contract is served by ServeContract, as written: Connexion would serve it with every
+        # $ref resolved in place (no schema names, and a recursive schema cannot be written).
+        swagger_ui_options=SwaggerUIOptions(serve_spec=False, spec_path="/openapi.json", swagger_ui_path="/docs"),
     )
     app.add_error_handler(errors.ApiError, errors.api_error)
     app.add_error_handler(DatabaseBusy, errors.database_busy)

@@ -99,9 +99,55 @@ def compiled(schema: dict[str, Any]) -> jsonschema_rs.Draft202012Validator:
     entry = _compiled.get(id(schema))
     if entry is None or entry[0] is not schema:
         # Keeping the schema in the entry pins its id for the lifetime of the cache.
-        entry = (schema, jsonschema_rs.Draft202012Validator(schema, validate_formats=True))
+        entry = (schema, jsonschema_rs.Draft202012Validator(acyclic(schema), validate_formats=True))
         _compiled[id(schema)] = entry
     return entry[1]
+
+
+def acyclic(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its recursion written as ``$ref`` to ``$defs`` again.
+
+    Connexion resolves every ``$ref`` in place, so a recursive schema (``JsonValue``) becomes
+    a cycle of dicts, which a validator cannot compile; each schema that contains itself is put
+    back under ``$defs`` and referred to from where it recurs.
+    """
+    recursive: dict[int, str] = {}
+    explored: set[int] = set()
+
+    def find(node: Any, open_nodes: set[int]) -> None:
+        if isinstance(node, list):
+            for item in node:
+                find(item, open_nodes)
+        elif isinstance(node, dict):
+            if id(node) in open_nodes:
+                recursive.setdefault(id(node), f"recursive{len(recursive)}")
+            elif id(node) not in explored:
+                open_nodes.add(id(node))
+                for value in node.values():
+                    find(value, open_nodes)
+                open_nodes.discard(id(node))
+                explored.add(id(node))
+
+    find(schema, set())
+    if not recursive:
+        return schema
+    definitions: dict[str, Any] = {}
+
+    def rebuilt(node: Any, *, defining: bool = False) -> Any:
+        if isinstance(node, list):
+            return [rebuilt(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        name = recursive.get(id(node))
+        if name is not None and not defining:
+            if name not in definitions:
+                definitions[name] = {}  # taken before its body is built: the body refers to it
+                definitions[name] = rebuilt(node, defining=True)
+            return {"$ref": f"#/$defs/{name}"}
+        return {key: rebuilt(value) for key, value in node.items()}
+
+    root = rebuilt(schema)
+    return {**root, "$defs": {**root.get("$defs", {}), **definitions}}
 
 
 # --- FastAPI-shaped error entries ------------------------------------------------------
@@ -163,6 +209,12 @@ def _errors(error: jsonschema_rs.ValidationError, prefix: list) -> Iterator[dict
             for sub in branches[0]:
                 yield from _errors(sub, prefix)
             return
+    if name == "PropertyNames":
+        # A key that breaks the rule for keys: reported at the key, as for a value.
+        for entry in _errors(kind.error, prefix):
+            entry["loc"].append(kind.error.instance)
+            yield entry
+        return
     if name == "Required":
         yield _entry("missing", [*loc, kind.property], "Field required", value)
     elif name == "Type":
@@ -314,9 +366,11 @@ class JSONBody(AbstractRequestBodyValidator):
         fast_error = None
         if codecs.lookup(self._encoding).name == "utf-8":
             try:
-                return orjson.loads(raw)  # the fast path, for the JSON almost every client sends
+                body = orjson.loads(raw)  # the fast path, for the JSON almost every client sends
             except orjson.JSONDecodeError as error:
                 fast_error = error
+            else:
+                return body
         # The standard library's reading, and its error positions and messages (FastAPI's).
         try:
             body = json.loads(raw.decode(self._encoding))

@@ -33,6 +33,8 @@ class DatabaseSettings:
     url: str
     session_table: str = DEFAULT_SESSION_TABLE
     runs_table: str | None = None
+    # PostgreSQL: the schema holding the tables (agno's db_schema, "ai" unless given).
+    db_schema: str | None = None
 
     def __post_init__(self) -> None:
         if self.runs_table is None:
@@ -42,6 +44,8 @@ class DatabaseSettings:
         for name in (self.session_table, self.runs_table):
             if not _IDENTIFIER.match(name):
                 raise SettingsError(f"Table name {name!r} is not a plain SQL identifier")
+        if self.db_schema is not None and not _IDENTIFIER.match(self.db_schema):
+            raise SettingsError(f"Schema name {self.db_schema!r} is not a plain SQL identifier")
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class Settings:
             url,
             session_table=env.get("AGENTOS_SESSIONS_SESSION_TABLE", DEFAULT_SESSION_TABLE),
             runs_table=env.get("AGENTOS_SESSIONS_RUNS_TABLE") or None,
+            db_schema=env.get("AGENTOS_SESSIONS_DB_SCHEMA") or None,
         )
         db_id = env.get("AGENTOS_SESSIONS_DB_ID") or agno_db_id(url)
         return cls(databases={db_id: database}, **common)
@@ -168,7 +173,7 @@ def _origins(value: str) -> tuple[str, ...]:
 
 
 def _parse_databases(raw: str) -> dict[str, DatabaseSettings]:
-    """Parse AGENTOS_SESSIONS_DATABASES: a JSON object of db_id -> URL or {url, session_table, runs_table}."""
+    """Parse AGENTOS_SESSIONS_DATABASES: a JSON object of db_id -> URL or {url, session_table, ...}."""
     try:
         parsed = json.loads(raw)
     except json.JSONDecodeError as error:
@@ -180,7 +185,7 @@ def _parse_databases(raw: str) -> dict[str, DatabaseSettings]:
         if isinstance(value, str):
             databases[db_id] = DatabaseSettings(value)
         elif isinstance(value, dict) and isinstance(value.get("url"), str):
-            unknown = set(value) - {"url", "session_table", "runs_table"}
+            unknown = set(value) - {"url", "session_table", "runs_table", "db_schema"}
             if unknown:
                 raise SettingsError(f"Database {db_id!r}: unknown keys {sorted(unknown)}")
             databases[db_id] = DatabaseSettings(**value)

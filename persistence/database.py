@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import jsoncodec
 from persistence import store
-from persistence.models import Models, models_for
+from persistence.models import DEFAULT_PG_SCHEMA, Models, models_for
 from settings import DatabaseSettings
 
 P = ParamSpec("P")
@@ -45,10 +45,10 @@ class DatabaseBusy(Exception):
 class Database:
     """One configured database: where it is, its table models and how units of work run on it."""
 
-    def __init__(self, db_id: str, settings: DatabaseSettings) -> None:
+    def __init__(self, db_id: str, settings: DatabaseSettings, schema: str | None = None) -> None:
         self.id = db_id
         self.settings = settings
-        self.models = models_for(settings.session_table, settings.runs_table)
+        self.models = models_for(settings.session_table, settings.runs_table, schema)
 
     @property
     def session_table(self) -> str:
@@ -124,7 +124,7 @@ class AsyncDriverDatabase(Database):
     """A database behind a network, through SQLAlchemy's asyncio engine (see the module's docstring)."""
 
     def __init__(self, db_id: str, settings: DatabaseSettings, url: URL) -> None:
-        super().__init__(db_id, settings)
+        super().__init__(db_id, settings, table_schema(settings))
         self.engine: AsyncEngine = create_async_engine(
             url, json_serializer=json.dumps, json_deserializer=jsoncodec.loads, pool_pre_ping=True
         )
@@ -139,6 +139,13 @@ class AsyncDriverDatabase(Database):
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def table_schema(settings: DatabaseSettings) -> str | None:
+    """The schema the tables are in: on PostgreSQL the configured one, else agno's ``ai``."""
+    if make_url(settings.url).get_backend_name() != "postgresql":
+        return None
+    return settings.db_schema or DEFAULT_PG_SCHEMA
 
 
 def open_database(db_id: str, settings: DatabaseSettings) -> Database:

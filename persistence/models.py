@@ -1,7 +1,8 @@
-"""Typed models of Agno's session storage, exactly as agno 3.1.10's SqliteDb creates it.
+"""Typed models of Agno's session storage, exactly as agno 3.1.10's SqliteDb and PostgresDb create it.
 
 Column order, types, nullability and index names match agno's DDL, so that a database either
-side creates is the other side's database too. Three indexes of ours come on top (see
+side creates is the other side's database too. On PostgreSQL the JSON columns are JSONB and the
+tables live in a schema (agno's ``db_schema``, ``ai`` unless configured). Three indexes of ours come on top (see
 :data:`SESSION_INDEXES` and :data:`RUN_INDEXES`); agno neither needs nor minds them. Table
 names are configurable (agno's ``session_table`` / ``runs_table``); :func:`models_for` maps a
 pair of names to model classes.
@@ -13,10 +14,15 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Table
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, MetaData, String, Table
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 JsonValue = Any
+# agno's JSON columns: JSON on SQLite (text), JSONB on PostgreSQL.
+AgnoJSON = JSON().with_variant(JSONB(), "postgresql")
+# agno's PostgresDb default db_schema.
+DEFAULT_PG_SCHEMA = "ai"
 
 
 # Indexes of ours, not agno's (README, Performance, has what each bought).
@@ -45,12 +51,12 @@ class SessionColumns:
     team_id: Mapped[str | None] = mapped_column(String)
     workflow_id: Mapped[str | None] = mapped_column(String)
     user_id: Mapped[str | None] = mapped_column(String)
-    session_data: Mapped[JsonValue | None] = mapped_column(JSON)
-    agent_data: Mapped[JsonValue | None] = mapped_column(JSON)
-    team_data: Mapped[JsonValue | None] = mapped_column(JSON)
-    workflow_data: Mapped[JsonValue | None] = mapped_column(JSON)
-    metadata_: Mapped[JsonValue | None] = mapped_column("metadata", JSON)
-    summary: Mapped[JsonValue | None] = mapped_column(JSON)
+    session_data: Mapped[JsonValue | None] = mapped_column(AgnoJSON)
+    agent_data: Mapped[JsonValue | None] = mapped_column(AgnoJSON)
+    team_data: Mapped[JsonValue | None] = mapped_column(AgnoJSON)
+    workflow_data: Mapped[JsonValue | None] = mapped_column(AgnoJSON)
+    metadata_: Mapped[JsonValue | None] = mapped_column("metadata", AgnoJSON)
+    summary: Mapped[JsonValue | None] = mapped_column(AgnoJSON)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int | None] = mapped_column(BigInteger)
 
@@ -71,6 +77,7 @@ class RunColumns:
     """Columns of agno's runs table, in agno's order; runs go with their session (ON DELETE CASCADE)."""
 
     __sessions_table__: str
+    __schema__: str | None
 
     # sort_order keeps agno's column order: the declared_attr column would otherwise come last.
     run_id: Mapped[str] = mapped_column(String, primary_key=True, sort_order=-2)
@@ -78,7 +85,9 @@ class RunColumns:
     @declared_attr
     def session_id(cls) -> Mapped[str]:
         return mapped_column(
-            String, ForeignKey(f"{cls.__sessions_table__}.session_id", ondelete="CASCADE"), sort_order=-1
+            String,
+            ForeignKey(f"{_qualified(cls.__schema__, cls.__sessions_table__)}.session_id", ondelete="CASCADE"),
+            sort_order=-1,
         )
 
     run_type: Mapped[str] = mapped_column(String)
@@ -89,7 +98,7 @@ class RunColumns:
     parent_run_id: Mapped[str | None] = mapped_column(String)
     status: Mapped[str | None] = mapped_column(String)
     run_index: Mapped[int | None] = mapped_column(BigInteger)
-    run_data: Mapped[JsonValue] = mapped_column(JSON)
+    run_data: Mapped[JsonValue] = mapped_column(AgnoJSON)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int | None] = mapped_column(BigInteger)
 
@@ -131,18 +140,22 @@ class Models:
         return [index for table in (self.sessions, self.runs) for index in table.indexes if index.name in names]
 
 
+def _qualified(schema: str | None, table: str) -> str:
+    return f"{schema}.{table}" if schema else table
+
+
 @functools.cache
-def models_for(session_table: str, runs_table: str) -> Models:
-    """Model classes for agno tables with these names (one registry per pair of names)."""
+def models_for(session_table: str, runs_table: str, schema: str | None = None) -> Models:
+    """Model classes for agno tables with these names, in ``schema`` if given (one registry each)."""
 
     class Base(DeclarativeBase):
-        pass
+        metadata = MetaData(schema=schema)
 
     session_model = type("AgnoSession", (SessionColumns, Base), {"__tablename__": session_table})
     run_model = type(
         "AgnoRun",
         (RunColumns, Base),
-        {"__tablename__": runs_table, "__sessions_table__": session_table},
+        {"__tablename__": runs_table, "__sessions_table__": session_table, "__schema__": schema},
     )
     return Models(Session=session_model, Run=run_model, base=Base)
 
@@ -169,6 +182,22 @@ class SchemaVersion(SchemaVersionsBase):
 
     def __repr__(self) -> str:
         return f"<SchemaVersion {self.table_name} {self.version}>"
+
+
+@functools.cache
+def schema_versions_table(schema: str | None) -> Table:
+    """``agno_schema_versions`` in ``schema`` (the same table as :class:`SchemaVersion`)."""
+    if schema is None:
+        return SchemaVersion.__table__  # type: ignore[return-value]
+    return Table(
+        "agno_schema_versions",
+        MetaData(schema=schema),
+        *(
+            Column(column.name, column.type, primary_key=column.primary_key, nullable=column.nullable)
+            for column in SchemaVersion.__table__.columns
+        ),  # type: ignore[attr-defined]
+        Index("idx_agno_schema_versions_created_at", "created_at"),
+    )
 
 
 # The layout version agno 3.1.10 records for the sessions and runs tables it creates.

@@ -31,8 +31,9 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy import update as update_statement
+from sqlalchemy.schema import CreateSchema
 
-from persistence.models import AGNO_TABLE_VERSION, Models, SchemaVersion
+from persistence.models import AGNO_TABLE_VERSION, Models, schema_versions_table
 
 SessionRow = Row[Any]
 
@@ -340,16 +341,20 @@ def delete_owned_session(db: Connection, m: Models, session_id: str, *, user_id:
 
 
 def create_missing_tables(db: Connection, m: Models) -> list[str]:
-    """Create the sessions and runs tables where missing, recording them as agno would, and our
-    own indexes where missing (on tables agno created too). Returns the names created."""
+    """Create the sessions and runs tables where missing (and their schema, on PostgreSQL),
+    recording them as agno would, and our own indexes where missing (on tables agno created too).
+    Returns the names created."""
+    schema = m.sessions.schema
+    if schema is not None:
+        db.execute(CreateSchema(schema, if_not_exists=True))
     inspector = inspect(db)
-    existing = set(inspector.get_table_names())
+    existing = set(inspector.get_table_names(schema=schema))
     tables = [table for table in m.base.metadata.sorted_tables if table.name not in existing]
     present = {
         index["name"]
         for name in (m.sessions.name, m.runs.name)
         if name in existing
-        for index in inspector.get_indexes(name)
+        for index in inspector.get_indexes(name, schema=schema)
     }
     indexes = [index for index in m.own_indexes if index.table.name in existing and index.name not in present]
     for table in tables:
@@ -357,13 +362,13 @@ def create_missing_tables(db: Connection, m: Models) -> list[str]:
     for index in indexes:
         index.create(db)
     if tables:
-        _record_versions(db, [table.name for table in tables])
+        _record_versions(db, schema, [table.name for table in tables])
     return [table.name for table in tables] + [index.name for index in indexes]
 
 
-def _record_versions(db: Connection, table_names: list[str]) -> None:
+def _record_versions(db: Connection, schema: str | None, table_names: list[str]) -> None:
     """Rows in agno_schema_versions for new tables, as agno writes them."""
-    versions = SchemaVersion.__table__
+    versions = schema_versions_table(schema)
     versions.create(db, checkfirst=True)
     recorded = set(db.execute(select(versions.c.table_name).where(versions.c.table_name.in_(table_names))).scalars())
     stamp = datetime.now().isoformat()

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from starlette.testclient import TestClient
 
 from app import create_app
 from settings import DatabaseSettings, Settings
+from tests.databases import drop_test_schemas, fresh_database
 from tests.direct import DirectDatabase
 
 DB_ID = "main"
 
 
-@pytest.fixture
-def db_url(tmp_path) -> str:
-    """URL of an empty SQLite database file for this test (or the PostgreSQL test URL)."""
-    return os.environ.get("AGENTOS_SESSIONS_TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'sessions.db'}"
+@pytest.fixture(scope="session", autouse=True)
+def _test_schemas():
+    """On PostgreSQL, the schemas the tests made are dropped when the run ends."""
+    yield
+    drop_test_schemas()
 
 
 @pytest.fixture
-def settings(db_url) -> Settings:
+def database_settings(tmp_path) -> DatabaseSettings:
+    """An empty database for this test: a SQLite file, or a fresh schema on PostgreSQL."""
+    return fresh_database(tmp_path)
+
+
+@pytest.fixture
+def settings(database_settings) -> Settings:
     """One database, id 'main', response validation on."""
-    return Settings(databases={DB_ID: DatabaseSettings(db_url)})
+    return Settings(databases={DB_ID: database_settings})
 
 
 @pytest.fixture

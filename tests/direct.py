@@ -9,10 +9,10 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, make_url
+from sqlalchemy import create_engine, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from persistence.database import sqlite_engine
+from persistence.database import sqlite_engine, table_schema
 from persistence.models import models_for
 from settings import DatabaseSettings
 
@@ -23,8 +23,10 @@ class DirectDatabase:
         if url.get_backend_name() == "sqlite":
             self.engine = sqlite_engine(url)
         else:
+            if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
+                url = url.set(drivername="postgresql+psycopg")
             self.engine = create_engine(url, json_serializer=json.dumps)
-        self.models = models_for(settings.session_table, settings.runs_table)
+        self.models = models_for(settings.session_table, settings.runs_table, table_schema(settings))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -32,6 +34,15 @@ class DirectDatabase:
         """A transaction, committed when the block ends."""
         with self._sessions.begin() as db:
             yield db
+
+    def snapshot(self) -> list:
+        """Every row of the sessions and runs tables, in key order."""
+        sessions, runs = self.models.sessions, self.models.runs
+        with self.engine.connect() as connection:
+            return [
+                list(connection.execute(select(sessions).order_by(sessions.c.session_id))),
+                list(connection.execute(select(runs).order_by(runs.c.run_id))),
+            ]
 
     def dispose(self) -> None:
         self.engine.dispose()

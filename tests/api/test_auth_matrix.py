@@ -16,12 +16,12 @@ import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from app import create_app
-from settings import DatabaseSettings, SecuritySettings, Settings
+from settings import SecuritySettings, Settings
 from tests.api.helpers import add_run
+from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 from tests.tokens import ALL_SCOPES, bearer, ec_key, public_pem, rsa_key, tampered, token, unsigned
 
@@ -140,7 +140,7 @@ def _later() -> int:
 @contextlib.contextmanager
 def hardened_server(directory):
     """A started server (RS256, audience, isolation) holding bob's session bob-1 and its run."""
-    config = DatabaseSettings(f"sqlite:///{directory / 'sessions.db'}")
+    config = fresh_database(directory)
     security = SecuritySettings(
         jwt_verification_key=public_pem(rsa_key()), jwt_audience=(AUDIENCE,), user_isolation=True
     )
@@ -164,15 +164,6 @@ def hardened(tmp_path_factory):
         yield served
 
 
-def snapshot(database) -> list:
-    """Every row of the sessions and runs tables."""
-    with database.engine.connect() as connection:
-        return [
-            list(connection.execute(text("SELECT * FROM agno_sessions ORDER BY session_id"))),
-            list(connection.execute(text("SELECT * FROM agno_runs ORDER BY run_id"))),
-        ]
-
-
 def _call(client, operation: str, authorization: str | None):
     method, path, body, _scope = OPERATIONS[operation]
     headers = {} if authorization is None else {"Authorization": authorization}
@@ -184,7 +175,7 @@ def _call(client, operation: str, authorization: str | None):
 def test_attack_is_refused_and_changes_nothing(hardened, operation, attack):
     client, database = hardened
     header, status, detail = ATTACKS[attack]
-    before = snapshot(database)
+    before = database.snapshot()
 
     response = _call(client, operation, header() if callable(header) else header)
 
@@ -193,7 +184,7 @@ def test_attack_is_refused_and_changes_nothing(hardened, operation, attack):
     assert (response.status_code, response.json()) == (status, {"detail": expected})
     if status == 401:
         assert response.headers["www-authenticate"].startswith("Bearer")
-    assert snapshot(database) == before
+    assert database.snapshot() == before
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
@@ -201,7 +192,7 @@ def test_missing_scope_is_refused_and_changes_nothing(hardened, operation):
     """Holding the other two scopes is not enough."""
     client, database = hardened
     needed = OPERATIONS[operation][3]
-    before = snapshot(database)
+    before = database.snapshot()
 
     response = _call(client, operation, f"Bearer {_rs256(scopes=[s for s in ALL_SCOPES if s != needed])}")
 
@@ -209,7 +200,7 @@ def test_missing_scope_is_refused_and_changes_nothing(hardened, operation):
         403,
         {"detail": f"Insufficient permissions. Required scope(s): {needed}"},
     )
-    assert snapshot(database) == before
+    assert database.snapshot() == before
 
 
 ANOTHER_USERS_SESSION = {
@@ -235,7 +226,7 @@ def test_another_users_token_reaches_nothing_of_bobs(hardened, operation):
     """alice, with every scope, aims at bob's session: she neither sees nor changes it."""
     client, database = hardened
     status, detail = ANOTHER_USERS_SESSION[operation]
-    before = snapshot(database)
+    before = database.snapshot()
 
     response = _call(client, operation, f"Bearer {_rs256('alice')}")
 
@@ -253,7 +244,7 @@ def test_another_users_token_reaches_nothing_of_bobs(hardened, operation):
         assert response.json() == {"detail": detail}
     else:
         assert response.content == b""
-    assert snapshot(database) == before
+    assert database.snapshot() == before
 
 
 def test_the_owner_passes_every_operation(tmp_path):
@@ -266,7 +257,7 @@ def test_the_owner_passes_every_operation(tmp_path):
             if operation not in ("delete_session", "delete_sessions")
         }
         answers["delete_session"] = _call(client, "delete_session", bob["Authorization"])
-        deleted = snapshot(database)
+        deleted = database.snapshot()
         answers["delete_sessions"] = _call(client, "delete_sessions", bob["Authorization"])
 
     assert {operation: response.status_code for operation, response in answers.items()} == {

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.testclient import TestClient
 
 from app import create_app
-from settings import DatabaseSettings, SecuritySettings, Settings
-from tests.api.test_auth_matrix import snapshot
+from settings import SecuritySettings, Settings
+from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 from tests.tokens import bearer, ec_key, hs_secret, public_pem, rsa_key, token
 
@@ -24,7 +24,7 @@ def serve(tmp_path):
     started = []
 
     def serve(security: SecuritySettings):
-        config = DatabaseSettings(f"sqlite:///{tmp_path / f'sessions{len(started)}.db'}")
+        config = fresh_database(tmp_path, f"sessions{len(started)}")
         client = TestClient(create_app(Settings(databases={"main": config}, security=security)))
         client.__enter__()
         database = DirectDatabase(config)
@@ -57,7 +57,7 @@ OPERATIONS = [
 @pytest.fixture(scope="module")
 def key_server(tmp_path_factory):
     """A server in security-key mode holding session s1, for refusals (which change nothing)."""
-    config = DatabaseSettings(f"sqlite:///{tmp_path_factory.mktemp('key') / 'sessions.db'}")
+    config = fresh_database(tmp_path_factory.mktemp("key"))
     with TestClient(
         create_app(Settings(databases={"main": config}, security=SecuritySettings(security_key=KEY)))
     ) as client:
@@ -85,13 +85,13 @@ def key_server(tmp_path_factory):
 @pytest.mark.parametrize(("method", "path", "body"), OPERATIONS)
 def test_security_key_refuses_anything_but_the_key(key_server, method, path, body, authorization, detail):
     client, database = key_server
-    before = snapshot(database)
+    before = database.snapshot()
 
     headers = {} if authorization is None else {"Authorization": authorization.encode("utf-8")}
     response = client.request(method, path, json=body, headers=headers)
 
     assert (response.status_code, response.json()) == (401, {"detail": detail})
-    assert snapshot(database) == before
+    assert database.snapshot() == before
 
 
 def test_security_key_opens_every_operation(serve):
@@ -105,7 +105,7 @@ def test_security_key_opens_every_operation(serve):
     ]
     # After the bulk delete, s1 is gone: 404s from the handlers (its delete a 204), past authentication.
     assert statuses == [200, 201, 204, 404, 204, 404, 404, 404, 404, 404]
-    assert snapshot(database)[0][0].session_id == "s2"
+    assert database.snapshot()[0][0].session_id == "s2"
 
 
 def test_the_401_challenges_for_a_bearer_token(serve):
@@ -152,7 +152,7 @@ def test_hs256_token_with_every_scope_opens_every_operation(serve):
         for method, path, body in OPERATIONS
     ]
     assert statuses == [200, 201, 204, 404, 204, 404, 404, 404, 404, 404]
-    assert [row.session_id for row in snapshot(database)[0]] == ["s2"]
+    assert [row.session_id for row in database.snapshot()[0]] == ["s2"]
 
 
 def test_a_token_signed_with_another_secret_is_refused(serve):
@@ -265,7 +265,7 @@ def test_jwt_mode_ignores_the_security_key(serve):
 
 
 def test_the_mode_is_logged_at_start(tmp_path, caplog):
-    config = DatabaseSettings(f"sqlite:///{tmp_path / 'sessions.db'}")
+    config = fresh_database(tmp_path)
     security = SecuritySettings(jwt_verification_key=public_pem(rsa_key()), user_isolation=True)
     with (
         caplog.at_level("INFO", logger="agentos_sessions"),

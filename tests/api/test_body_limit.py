@@ -8,15 +8,15 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import create_app
-from settings import DatabaseSettings, Settings
+from settings import Settings
 from tests.api.helpers import stored_session
 
 LIMIT = 200
 
 
 @pytest.fixture
-def small_client(db_url):
-    settings = Settings(databases={"main": DatabaseSettings(db_url)}, max_body_bytes=LIMIT)
+def small_client(database_settings):
+    settings = Settings(databases={"main": database_settings}, max_body_bytes=LIMIT)
     with TestClient(create_app(settings)) as client:
         yield client
 

@@ -6,8 +6,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import create_app
-from settings import DatabaseSettings, Settings
+from settings import Settings
 from tests.api.helpers import stored_session
+from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 
 
@@ -16,8 +17,8 @@ def two_databases(tmp_path):
     """Settings with databases 'a' and 'b', the second with a custom sessions table."""
     return Settings(
         databases={
-            "a": DatabaseSettings(f"sqlite:///{tmp_path / 'a.db'}"),
-            "b": DatabaseSettings(f"sqlite:///{tmp_path / 'b.db'}", session_table="archive"),
+            "a": fresh_database(tmp_path, "a"),
+            "b": fresh_database(tmp_path, "b", session_table="archive"),
         }
     )
 

@@ -6,9 +6,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from app import create_app
-from settings import DatabaseSettings, SecuritySettings, Settings
+from settings import SecuritySettings, Settings
 from tests.api.helpers import stored_session
-from tests.api.test_auth_matrix import snapshot
+from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 from tests.tokens import ALL_SCOPES, bearer, hs_secret, token
 
@@ -18,7 +18,7 @@ ADMIN = bearer(token("root", ["agent_os:admin"]))
 
 
 def _serve(tmp_path, *, isolation: bool):
-    config = DatabaseSettings(f"sqlite:///{tmp_path / 'sessions.db'}")
+    config = fresh_database(tmp_path)
     security = SecuritySettings(jwt_verification_key=hs_secret(), user_isolation=isolation)
     return TestClient(create_app(Settings(databases={"main": config}, security=security))), DirectDatabase(config)
 
@@ -76,7 +76,7 @@ def test_a_created_session_belongs_to_the_caller_whatever_the_body_says(isolated
 
 def test_taking_another_users_session_id_is_a_conflict_that_names_no_one(isolated):
     client, database = isolated
-    before = snapshot(database)
+    before = database.snapshot()
     taken = client.post("/sessions", json={"session_id": "b-1", "session_name": "mine"}, headers=ALICE)
     assert (taken.status_code, taken.json()) == (
         409,
@@ -90,7 +90,7 @@ def test_taking_another_users_session_id_is_a_conflict_that_names_no_one(isolate
         409,
         {"detail": "Session with id 'a-1' already exists. Use PATCH /sessions/a-1 to update it."},
     )
-    assert snapshot(database) == before
+    assert database.snapshot() == before
 
 
 def test_a_bulk_delete_removes_only_the_callers_own(isolated):
@@ -109,7 +109,7 @@ def test_a_bulk_delete_removes_only_the_callers_own(isolated):
 
 def test_a_token_without_a_subject_is_refused(isolated):
     client, database = isolated
-    before = snapshot(database)
+    before = database.snapshot()
     for method, path in (("GET", "/sessions"), ("POST", "/sessions"), ("DELETE", "/sessions/a-1")):
         response = client.request(method, path, headers=bearer(token(None, ALL_SCOPES)))
         assert (response.status_code, response.json()) == (
@@ -122,7 +122,7 @@ def test_a_token_without_a_subject_is_refused(isolated):
             403,
             {"detail": "Authenticated request is missing a user identity"},
         )
-    assert snapshot(database) == before
+    assert database.snapshot() == before
 
 
 def test_without_isolation_tokens_share_every_session_as_in_agentos(tmp_path):

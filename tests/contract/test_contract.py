@@ -19,7 +19,8 @@ from schemathesis.engine import Status, events, from_schema
 from starlette.testclient import TestClient
 
 from app import create_app
-from settings import DatabaseSettings, SecuritySettings, Settings
+from settings import SecuritySettings, Settings
+from tests.databases import fresh_database
 from tests.tokens import hs_secret, token
 
 CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
@@ -32,8 +33,8 @@ MODES = {
 @pytest.fixture(scope="module", params=MODES)
 def served_app(request, tmp_path_factory):
     """One started app (tables created) on a fresh database, in each security mode."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('contract') / 'sessions.db'}"
-    app = create_app(Settings(databases={"main": DatabaseSettings(url)}, security=MODES[request.param]))
+    database = fresh_database(tmp_path_factory.mktemp("contract"))
+    app = create_app(Settings(databases={"main": database}, security=MODES[request.param]))
     with TestClient(app):
         yield request.param, app
 

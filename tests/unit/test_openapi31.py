@@ -212,3 +212,18 @@ def test_one_error_per_value_with_the_type_error_first():
             "input": "bogus",
         }
     ]
+
+
+def test_a_recursive_schema_resolved_into_a_cycle_compiles():
+    """Connexion resolves a recursive $ref into dicts that contain themselves."""
+    value: dict = {"pattern": "^[^\\x00]*$"}
+    value["items"] = value
+    value["additionalProperties"] = value
+    schema = {"type": "object", "additionalProperties": value}
+
+    assert openapi31.validation_errors(schema, {"a": [{"b": ["ok", 1, None]}]}, ["body"]) == []
+    [error] = openapi31.validation_errors(schema, {"a": [{"b": ["no\0"]}]}, ["body"])
+    assert (error["type"], error["loc"]) == ("string_pattern_mismatch", ["body", "a", 0, "b", 0])
+    acyclic = openapi31.acyclic(schema)
+    assert acyclic["additionalProperties"] == {"$ref": "#/$defs/recursive0"}
+    assert acyclic["$defs"]["recursive0"]["items"] == {"$ref": "#/$defs/recursive0"}

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, inspect, select, text
+from sqlalchemy import Text, cast, event, func, inspect, select
 
 from persistence import store
-from persistence.models import SchemaVersion
+from persistence.models import schema_versions_table
 from settings import DatabaseSettings
 from tests.direct import DirectDatabase
 
 
 @pytest.fixture
-def database(db_url):
+def database(database_settings):
     """An opened database with agno's tables created."""
-    database = DirectDatabase(DatabaseSettings(db_url))
+    database = DirectDatabase(database_settings)
+    with database.engine.begin() as db:
+        store.create_missing_tables(db, database.models)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def sqlite_database(tmp_path):
+    """A SQLite database with agno's tables, whichever engine the suite runs on."""
+    database = DirectDatabase(DatabaseSettings(f"sqlite:///{tmp_path / 'plans.db'}"))
     with database.engine.begin() as db:
         store.create_missing_tables(db, database.models)
     yield database
@@ -44,9 +54,11 @@ def add_run(database, session_id, run_id, index, *, created_at=100, **run_data):
 def test_missing_tables_are_created_once_and_recorded_like_agno(database):
     with database.engine.begin() as db:
         assert store.create_missing_tables(db, database.models) == []
-        versions = dict(db.execute(select(SchemaVersion.table_name, SchemaVersion.version)).all())
+        versions_table = schema_versions_table(database.models.sessions.schema)
+        versions = dict(db.execute(select(versions_table.c.table_name, versions_table.c.version)).all())
     assert versions == {"agno_sessions": "3.0.0", "agno_runs": "3.0.0"}
-    indexes = {i["name"] for i in inspect(database.engine).get_indexes("agno_runs")}
+    schema = database.models.runs.schema
+    indexes = {i["name"] for i in inspect(database.engine).get_indexes("agno_runs", schema=schema)}
     assert "idx_agno_runs_session_id_run_index" in indexes
 
 
@@ -97,14 +109,21 @@ def test_delete_sessions_removes_runs_and_respects_owner(database):
     with database.engine.begin() as db:
         assert store.get_session(db, database.models, "mine") is None
         assert store.get_session(db, database.models, "theirs") is not None
-        assert db.execute(text("SELECT count(*) FROM agno_runs")).scalar() == 0
+        assert db.execute(select(func.count()).select_from(database.models.runs)).scalar() == 0
 
 
 def test_json_columns_are_written_as_agno_writes_them(database):
     add(database, "s", session_data={"session_name": "Café"}, metadata_=None)
+    sessions = database.models.sessions
+    as_text = [cast(sessions.c[name], Text) for name in ("session_data", "metadata", "team_data")]
     with database.engine.connect() as connection:
-        raw = connection.execute(text("SELECT session_data, metadata, team_data FROM agno_sessions")).one()
-    assert tuple(raw) == ('{"session_name": "Caf\\u00e9"}', "null", None)
+        raw = connection.execute(select(*as_text)).one()
+    if database.engine.dialect.name == "sqlite":
+        # agno's json.dumps text, ASCII-escaped.
+        assert tuple(raw) == ('{"session_name": "Caf\\u00e9"}', "null", None)
+    else:
+        # JSONB keeps values, not text; a None given for a JSON column is JSON null, as agno's is.
+        assert tuple(raw) == ('{"session_name": "Café"}', "null", None)
 
 
 def test_update_session_only_touches_given_fields(database):
@@ -130,9 +149,9 @@ USER_INDEX = "idx_agno_sessions_user_id_session_type_created_at_session_id"
         ({"user_id": "u"}, USER_INDEX, True),
     ],
 )
-def test_a_page_in_default_order_comes_from_an_index(database, filters, index, sorts):
-    if database.engine.dialect.name != "sqlite":
-        pytest.skip("reads SQLite's query plans")
+def test_a_page_in_default_order_comes_from_an_index(sqlite_database, filters, index, sorts):
+    """Read from SQLite's query plans (on PostgreSQL the planner's choice depends on statistics)."""
+    database = sqlite_database
     statements = []
     with database.engine.begin() as db:
         listener = lambda *args: statements.append((args[2], args[3]))  # noqa: E731

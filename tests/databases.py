@@ -1,0 +1,39 @@
+"""Fresh databases for tests: a SQLite file, or a schema of its own on the PostgreSQL server
+named by AGENTOS_SESSIONS_TEST_PG_URL (`tox -e pg`), so that every test runs on either engine."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, make_url, text
+
+from settings import DatabaseSettings
+
+PG_URL = os.environ.get("AGENTOS_SESSIONS_TEST_PG_URL", "")
+_schemas: list[str] = []
+
+
+def fresh_database(directory: Path, name: str = "sessions", **options) -> DatabaseSettings:
+    """An empty database: ``<directory>/<name>.db``, or a new schema on the test PostgreSQL server."""
+    if not PG_URL:
+        return DatabaseSettings(f"sqlite:///{directory / f'{name}.db'}", **options)
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    _schemas.append(schema)
+    return DatabaseSettings(PG_URL, db_schema=schema, **options)
+
+
+def drop_test_schemas() -> None:
+    """Drop the schemas the tests made (at the end of the run)."""
+    if not PG_URL or not _schemas:
+        return
+    url = make_url(PG_URL)
+    if url.get_driver_name() != "psycopg":
+        url = url.set(drivername="postgresql+psycopg")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for schema in _schemas:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+    _schemas.clear()
