@@ -32,7 +32,7 @@ import jsoncodec
 import openapi31
 import security
 from handlers import errors
-from persistence.database import DatabaseBusy, open_database
+from persistence.database import DatabaseBusy, check_driver, open_database
 from settings import Settings, SettingsError
 
 
@@ -290,7 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["AGENTOS_SESSIONS_DATABASE_URL"] = args.database_url
     try:
         settings = Settings.from_env()
-        security.authenticator(settings.security)  # unusable key material stops us before we listen
+        # Unusable key material or a missing database driver stops us before we listen.
+        security.authenticator(settings.security)
+        for database in settings.databases.values():
+            check_driver(database)
     except SettingsError as error:
         print(f"agentos-sessions: {error}", file=sys.stderr)
         return 2

@@ -25,13 +25,13 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import jsoncodec
 from persistence import store
 from persistence.models import DEFAULT_PG_SCHEMA, Models, models_for
-from settings import DatabaseSettings
+from settings import DatabaseSettings, SettingsError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -139,6 +139,23 @@ class AsyncDriverDatabase(Database):
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def check_driver(settings: DatabaseSettings) -> None:
+    """Refuse, with what to install, a database whose driver is missing (before the server listens)."""
+    try:
+        url = make_url(settings.url)
+    except ArgumentError as error:
+        raise SettingsError(f"Not a database URL: {settings.url!r}") from error
+    if url.get_backend_name() == "postgresql":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as error:
+            raise SettingsError(
+                "A PostgreSQL database needs psycopg 3: pip install 'agentos-sessions[postgresql]'"
+            ) from error
+    elif url.get_backend_name() != "sqlite":
+        raise SettingsError(f"Unsupported database {url.get_backend_name()!r}: use sqlite:// or postgresql://")
 
 
 def table_schema(settings: DatabaseSettings) -> str | None:

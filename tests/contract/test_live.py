@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.databases import fresh_database
 from tests.tokens import hs_secret, token
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,15 +30,18 @@ def _free_port() -> int:
 
 
 def serve(tmp_path, environment: dict):
-    """`agentos-sessions serve` on a free loopback port with a fresh SQLite file; its base URL."""
+    """`agentos-sessions serve` on a free loopback port with a fresh database; its base URL."""
     tmp_path.mkdir(exist_ok=True)
+    database = fresh_database(tmp_path, "live")
+    if database.db_schema:
+        environment = {**environment, "AGENTOS_SESSIONS_DB_SCHEMA": database.db_schema}
     port = _free_port()
     executable = shutil.which("agentos-sessions", path=os.path.dirname(sys.executable))
     assert executable, "the console script is installed with the package"
     log = tmp_path / "server.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [executable, "serve", "--port", str(port), "--database-url", f"sqlite:///{tmp_path / 'live.db'}"],
+            [executable, "serve", "--port", str(port), "--database-url", database.url],
             cwd=tmp_path,
             env={**os.environ, **environment},
             stdout=output,

@@ -165,3 +165,28 @@ def test_body_limit_from_the_environment():
     for bad in ("0", "-1", "1MB", "1.5"):
         with pytest.raises(SettingsError, match="AGENTOS_SESSIONS_MAX_BODY_BYTES must be a positive whole number"):
             Settings.from_env({"AGENTOS_SESSIONS_MAX_BODY_BYTES": bad})
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://root@localhost/db", "Unsupported database 'mysql': use sqlite:// or postgresql://"),
+        ("not a url", "Not a database URL: 'not a url'"),
+    ],
+)
+def test_serve_refuses_a_database_it_cannot_use(monkeypatch, capsys, url, message):
+    import app
+
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("the server must not start"))
+    assert app.main(["serve", "--database-url", url]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_postgresql_without_its_driver_says_what_to_install(monkeypatch):
+    import sys
+
+    from persistence.database import check_driver
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now raises ImportError
+    with pytest.raises(SettingsError, match=r"pip install 'agentos-sessions\[postgresql\]'"):
+        check_driver(DatabaseSettings("postgresql://localhost/db"))
