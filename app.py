@@ -7,6 +7,7 @@ opened (missing tables created) when the server starts, in its lifespan.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ipaddress
 import logging
@@ -17,7 +18,7 @@ import sys
 import sysconfig
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import connexion
@@ -25,6 +26,7 @@ from connexion.exceptions import ProblemException, UnsupportedMediaTypeProblem
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
@@ -32,7 +34,8 @@ import jsoncodec
 import openapi31
 import security
 from handlers import errors
-from persistence.database import DatabaseBusy, check_driver, open_database
+from persistence.database import Database, DatabaseBusy, check_driver, open_database
+from persistence.schema import SchemaMismatch
 from settings import Settings, SettingsError
 
 
@@ -244,16 +247,30 @@ def _lifespan(settings: Settings, authenticator):
         logger.info("Authentication: %s", authenticator.description)
         databases = {db_id: open_database(db_id, config) for db_id, config in settings.databases.items()}
         try:
-            for database in databases.values():
-                created = await database.create_missing_tables()
-                if created:
-                    logger.info("Created %s in database %r", ", ".join(created), database.id)
+            await migrate(databases.values())
             yield {"databases": databases, "started_at": time.time()}
         finally:
             for database in databases.values():
                 await database.close()
 
     return lifespan
+
+
+async def migrate(databases: Iterable[Database]) -> None:
+    """Bring each database's tables to the newest migration, logging what changed."""
+    for database in databases:
+        before, after = await database.migrate()
+        if before != after:
+            logger.info("Database %r: tables migrated from %s to %s", database.id, before or "nothing", after)
+
+
+async def _migrate_all(settings: Settings) -> None:
+    databases = [open_database(db_id, config) for db_id, config in settings.databases.items()]
+    try:
+        await migrate(databases)
+    finally:
+        for database in databases:
+            await database.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -278,10 +295,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="server processes sharing the port (default 1); on SQLite they share one writer at a time",
     )
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    migrate_command = commands.add_parser(
+        "migrate",
+        help="create or upgrade the tables (serve does it too); adopts tables agno made as they are",
+    )
+    migrate_command.add_argument("--database-url", help="SQLAlchemy URL of the database (as for serve)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.workers < 1:
+    if args.command == "serve" and args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.database_url:
         # The flag wins over the environment's database(s); the other variables still apply.
@@ -294,9 +316,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         security.authenticator(settings.security)
         for database in settings.databases.values():
             check_driver(database)
-    except SettingsError as error:
+        # Tables this version cannot use stop us too; otherwise they are brought up to date once,
+        # here, before any worker process starts.
+        asyncio.run(_migrate_all(settings))
+    except (SettingsError, SchemaMismatch) as error:
         print(f"agentos-sessions: {error}", file=sys.stderr)
         return 2
+    except (OperationalError, OSError) as error:
+        print(f"agentos-sessions: cannot reach the database: {getattr(error, 'orig', None) or error}", file=sys.stderr)
+        return 1
+    if args.command == "migrate":
+        return 0
     warning = open_access_warning(settings, args.host)
     if warning:
         logger.warning(warning)

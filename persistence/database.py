@@ -29,7 +29,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import jsoncodec
-from persistence import store
+from persistence import schema
 from persistence.models import DEFAULT_PG_SCHEMA, Models, models_for
 from settings import DatabaseSettings, SettingsError
 
@@ -65,9 +65,9 @@ class Database:
         """
         raise NotImplementedError
 
-    async def create_missing_tables(self) -> list[str]:
-        """Create the sessions and runs tables (with agno's DDL) where they do not exist yet."""
-        return await self.run(store.create_missing_tables, write=True)
+    async def migrate(self) -> tuple[str | None, str]:
+        """Bring the tables to the newest migration (see persistence.schema); (before, after)."""
+        return await self.run(schema.upgrade, write=True)
 
     async def close(self) -> None:
         raise NotImplementedError

@@ -341,29 +341,39 @@ def delete_owned_session(db: Connection, m: Models, session_id: str, *, user_id:
 
 
 def create_missing_tables(db: Connection, m: Models) -> list[str]:
-    """Create the sessions and runs tables where missing (and their schema, on PostgreSQL),
-    recording them as agno would, and our own indexes where missing (on tables agno created too).
-    Returns the names created."""
+    """Both steps of the schema (the migrations' work, without their bookkeeping): agno's tables
+    where missing, then our own indexes where missing. Returns the names created."""
+    return create_agno_tables(db, m) + create_own_indexes(db, m)
+
+
+def create_agno_tables(db: Connection, m: Models) -> list[str]:
+    """Create the sessions and runs tables where missing (and their schema, on PostgreSQL), with
+    agno's DDL, recording them in agno_schema_versions as agno does. Tables that exist are left
+    exactly as they are. Returns the names of the tables created."""
     schema = m.sessions.schema
     if schema is not None:
         db.execute(CreateSchema(schema, if_not_exists=True))
-    inspector = inspect(db)
-    existing = set(inspector.get_table_names(schema=schema))
+    existing = set(inspect(db).get_table_names(schema=schema))
     tables = [table for table in m.base.metadata.sorted_tables if table.name not in existing]
-    present = {
-        index["name"]
-        for name in (m.sessions.name, m.runs.name)
-        if name in existing
-        for index in inspector.get_indexes(name, schema=schema)
-    }
-    indexes = [index for index in m.own_indexes if index.table.name in existing and index.name not in present]
     for table in tables:
-        table.create(db)  # with its indexes
-    for index in indexes:
-        index.create(db)
+        table.create(db)  # with its indexes, ours included
     if tables:
         _record_versions(db, schema, [table.name for table in tables])
-    return [table.name for table in tables] + [index.name for index in indexes]
+    return [table.name for table in tables]
+
+
+def create_own_indexes(db: Connection, m: Models) -> list[str]:
+    """Create our own indexes where missing (on tables agno created too). Returns their names."""
+    inspector = inspect(db)
+    present = {
+        index["name"]
+        for table in (m.sessions, m.runs)
+        for index in inspector.get_indexes(table.name, schema=table.schema)
+    }
+    indexes = [index for index in m.own_indexes if index.name not in present]
+    for index in indexes:
+        index.create(db)
+    return [index.name for index in indexes]
 
 
 def _record_versions(db: Connection, schema: str | None, table_names: list[str]) -> None:

@@ -25,6 +25,8 @@ from agno.db.sqlite import SqliteDb
 from agno.session import AgentSession, TeamSession, WorkflowSession
 from sqlalchemy.exc import SADeprecationWarning
 
+from persistence import schema
+
 pytestmark = pytest.mark.interop
 
 # "METHOD /path" -> (status, body), as AgentOS 3.1.10 answered on the seed.
@@ -450,7 +452,7 @@ def test_agno_delete_is_seen_by_api(seeded, client):
 
 
 # --- 4. DDL: agno's file used as it is; our fresh file is agno's fresh file -------------------
-# Both plus the three indexes of ours, and nothing else.
+# Both plus the three indexes of ours and our migrations' version table, and nothing else.
 
 OWN_INDEXES = [
     (
@@ -476,6 +478,25 @@ OWN_INDEXES = [
 ]
 
 
+# Alembic's record of our migrations (persistence/schema.py), at the newest revision.
+MIGRATIONS_TABLE = [
+    (
+        "index",
+        "sqlite_autoindex_agentos_agno_sessions_version_1",
+        "agentos_agno_sessions_version",
+        None,
+    ),
+    (
+        "table",
+        "agentos_agno_sessions_version",
+        "agentos_agno_sessions_version",
+        "CREATE TABLE agentos_agno_sessions_version (\n\tversion_num VARCHAR(32) NOT NULL, \n"
+        "\tCONSTRAINT agentos_agno_sessions_version_pkc PRIMARY KEY (version_num)\n)",
+    ),
+]
+OURS = OWN_INDEXES + MIGRATIONS_TABLE
+
+
 def test_file_created_by_agno_is_used_as_is(db_file, seeded, h):
     schema_before = h.schema_dump(db_file)
     versions_before = h.query(db_file, "SELECT * FROM agno_schema_versions ORDER BY table_name")
@@ -487,8 +508,9 @@ def test_file_created_by_agno_is_used_as_is(db_file, seeded, h):
         assert client.get("/sessions").json()["meta"]["total_count"] == 6
         client.post("/sessions", json={"session_id": "x"})
         client.post("/sessions/sess-agent-1/rename", json={"session_name": "again"})
-    assert h.schema_dump(db_file) == sorted(schema_before + OWN_INDEXES)
+    assert h.schema_dump(db_file) == sorted(schema_before + OURS)
     assert h.query(db_file, "SELECT * FROM agno_schema_versions ORDER BY table_name") == versions_before
+    assert h.query(db_file, "SELECT version_num FROM agentos_agno_sessions_version") == [(schema.head(),)]
 
 
 def agno_fresh_file(h, path) -> SqliteDb:
@@ -506,7 +528,7 @@ def test_fresh_file_gets_agnos_exact_ddl(tmp_path, db_file, h):
     agno_db = agno_fresh_file(h, theirs)
     agno_db.db_engine.dispose()
 
-    assert h.schema_dump(ours) == sorted(h.schema_dump(theirs) + OWN_INDEXES)
+    assert h.schema_dump(ours) == sorted(h.schema_dump(theirs) + OURS)
     assert h.query(ours, "SELECT table_name, version FROM agno_schema_versions ORDER BY table_name") == h.query(
         theirs, "SELECT table_name, version FROM agno_schema_versions ORDER BY table_name"
     )

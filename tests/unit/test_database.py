@@ -22,7 +22,7 @@ def path(tmp_path):
 def database(path):
     database = open_database("main", DatabaseSettings(f"sqlite:///{path}"))
     assert isinstance(database, SQLiteDatabase)
-    asyncio.run(database.create_missing_tables())
+    asyncio.run(database.migrate())
     yield database
     asyncio.run(database.close())
 

@@ -146,11 +146,16 @@ def test_an_open_server_on_a_reachable_address_is_warned_about(environ, host, wa
         assert warning.startswith(f"NO AUTHENTICATION: listening on {host}")
 
 
+async def _no_migration(settings):
+    pass
+
+
 def test_serve_logs_the_warning(monkeypatch, caplog):
     import app
 
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: None)
     monkeypatch.setattr(app, "create_app", lambda settings: settings)
+    monkeypatch.setattr(app, "_migrate_all", _no_migration)
     with caplog.at_level(logging.WARNING, logger="agentos_sessions"):
         assert app.main(["serve", "--host", "0.0.0.0"]) == 0
     assert any(message.startswith("NO AUTHENTICATION") for message in caplog.messages)

@@ -53,6 +53,10 @@ def test_bad_configuration_is_refused_with_a_message(environ):
         Settings.from_env(environ)
 
 
+async def _no_migration(settings):
+    pass
+
+
 @pytest.fixture
 def served(monkeypatch):
     """What `agentos-sessions serve` hands to uvicorn.run (the app built from its settings)."""
@@ -62,6 +66,7 @@ def served(monkeypatch):
     monkeypatch.setattr("uvicorn.run", lambda application, **options: seen.update(app=application, options=options))
     monkeypatch.setattr(app, "_serve_workers", lambda workers, options: seen.update(workers=workers, options=options))
     monkeypatch.setattr(app, "create_app", lambda settings: settings)
+    monkeypatch.setattr(app, "_migrate_all", _no_migration)
     # The command sets these for its worker processes; monkeypatch puts them back after the test.
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASE_URL", raising=False)
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
