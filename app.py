@@ -34,7 +34,7 @@ import jsoncodec
 import openapi31
 import security
 from handlers import errors
-from persistence.database import Database, DatabaseBusy, check_driver, open_database
+from persistence.database import Database, DatabaseUnavailable, check_driver, open_database
 from persistence.schema import SchemaMismatch
 from settings import Settings, SettingsError
 
@@ -210,7 +210,7 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
         swagger_ui_options=SwaggerUIOptions(serve_spec=False, spec_path="/openapi.json", swagger_ui_path="/docs"),
     )
     app.add_error_handler(errors.ApiError, errors.api_error)
-    app.add_error_handler(DatabaseBusy, errors.database_busy)
+    app.add_error_handler(DatabaseUnavailable, errors.database_unavailable)
     app.add_error_handler(openapi31.RequestValidationFailed, errors.request_validation_failed)
     app.add_error_handler(UnsupportedMediaTypeProblem, errors.unsupported_media_type)
     app.add_error_handler(ProblemException, errors.problem)
@@ -322,8 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, SchemaMismatch) as error:
         print(f"agentos-sessions: {error}", file=sys.stderr)
         return 2
-    except (OperationalError, OSError) as error:
-        print(f"agentos-sessions: cannot reach the database: {getattr(error, 'orig', None) or error}", file=sys.stderr)
+    except (DatabaseUnavailable, OperationalError, OSError) as error:
+        cause = error.__cause__ if isinstance(error, DatabaseUnavailable) else error
+        print(f"agentos-sessions: cannot reach the database: {getattr(cause, 'orig', None) or cause}", file=sys.stderr)
         return 1
     if args.command == "migrate":
         return 0

@@ -11,6 +11,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
 import jsoncodec
 from openapi31 import RequestValidationFailed, not_an_object
+from persistence.database import DatabaseBusy
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +78,16 @@ def api_error(_request: ConnexionRequest, error: ApiError) -> ConnexionResponse:
     return json_response(error.status, {"detail": error.detail}, error.headers)
 
 
-def database_busy(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
-    """Another process held the database's write lock for too long: try again later."""
-    logger.warning("%s %s: %s", request.method, request.url.path, error)
-    return json_response(503, {"detail": "The database is busy; try again shortly"}, {"Retry-After": "1"})
+def database_unavailable(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    """The database could not do the work now (locked by another process, unreachable): nothing
+    was changed, and the client may try again shortly."""
+    logger.warning("%s %s, request %s: %s", request.method, request.url.path, current_request_id.get(), error)
+    detail = (
+        "The database is busy; try again shortly"
+        if isinstance(error, DatabaseBusy)
+        else ("The database is unavailable; try again shortly")
+    )
+    return json_response(503, {"detail": detail}, {"Retry-After": "1"})
 
 
 def request_validation_failed(_request: ConnexionRequest, error: RequestValidationFailed) -> ConnexionResponse:

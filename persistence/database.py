@@ -25,7 +25,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import jsoncodec
@@ -38,8 +38,16 @@ T = TypeVar("T")
 Work = Callable[Concatenate[Connection, Models, P], T]
 
 
-class DatabaseBusy(Exception):
+class DatabaseUnavailable(Exception):
+    """The unit of work could not run now and changed nothing; it may succeed if tried again."""
+
+
+class DatabaseBusy(DatabaseUnavailable):
     """The database stayed locked by another process for longer than the unit of work may wait."""
+
+
+class DatabaseUnreachable(DatabaseUnavailable):
+    """The database server could not be reached, or dropped the connection (the transaction is lost)."""
 
 
 class Database:
@@ -123,10 +131,18 @@ class SQLiteDatabase(Database):
 class AsyncDriverDatabase(Database):
     """A database behind a network, through SQLAlchemy's asyncio engine (see the module's docstring)."""
 
+    # Seconds to wait for a connection to the server before answering 503.
+    CONNECT_TIMEOUT = 5
+
     def __init__(self, db_id: str, settings: DatabaseSettings, url: URL) -> None:
         super().__init__(db_id, settings, table_schema(settings))
         self.engine: AsyncEngine = create_async_engine(
-            url, json_serializer=json.dumps, json_deserializer=jsoncodec.loads, pool_pre_ping=True
+            url,
+            json_serializer=json.dumps,
+            json_deserializer=jsoncodec.loads,
+            # A connection the server dropped (restart, failover) is replaced before it is used.
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": self.CONNECT_TIMEOUT},
         )
 
     @property
@@ -134,8 +150,13 @@ class AsyncDriverDatabase(Database):
         return self.engine.dialect.name
 
     async def run(self, work: Work[P, T], /, *args: P.args, write: bool = False, **kwargs: P.kwargs) -> T:
-        async with self.engine.begin() as db:
-            return await db.run_sync(work, self.models, *args, **kwargs)
+        try:
+            async with self.engine.begin() as db:
+                return await db.run_sync(work, self.models, *args, **kwargs)
+        except (OperationalError, InterfaceError) as error:
+            # Connection refused or lost, server shutting down, a serialization failure: nothing
+            # was committed, and the same request may succeed a moment later.
+            raise DatabaseUnreachable(f"database {self.id!r}: {error.orig or error}") from error
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -1,0 +1,225 @@
+"""PostgreSQL only: several server processes on one database, and the database going away.
+
+Run by `tox -e pg` (AGENTOS_SESSIONS_TEST_PG_URL); `tox` leaves them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import ExitStack, contextmanager
+
+import httpx
+import pytest
+from sqlalchemy import make_url
+from starlette.testclient import TestClient
+
+from app import create_app
+from settings import DatabaseSettings, Settings
+from tests.databases import PG_URL, fresh_database
+from tests.direct import DirectDatabase
+from tests.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.pg
+
+
+@pytest.fixture(autouse=True)
+def _postgresql():
+    if not PG_URL:
+        pytest.fail("tests marked pg need AGENTOS_SESSIONS_TEST_PG_URL (run them with tox -e pg)", pytrace=False)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def server_process(database: DatabaseSettings, directory):
+    """`agentos-sessions serve` in its own process on ``database``; yields its base URL."""
+    port = _free_port()
+    executable = shutil.which("agentos-sessions", path=os.path.dirname(sys.executable))
+    environment = {**os.environ, "AGENTOS_SESSIONS_DB_SCHEMA": database.db_schema}
+    log = directory / f"server-{port}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [executable, "serve", "--port", str(port), "--database-url", database.url, "--no-access-log"],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
+    assert process.returncode in (0, -15), log.read_text()[-3000:]
+
+
+# --- several processes ----------------------------------------------------------------------
+
+CLIENTS = 24
+OWN_SESSIONS = 12  # per client
+SHARED = 6
+SERVERS = 3
+
+
+def test_many_clients_across_server_processes_lose_nothing(tmp_path):
+    database = fresh_database(tmp_path)
+    migrate = shutil.which("agentos-sessions", path=os.path.dirname(sys.executable))
+    environment = {**os.environ, "AGENTOS_SESSIONS_DB_SCHEMA": database.db_schema}
+    subprocess.run([migrate, "migrate", "--database-url", database.url], env=environment, check=True)
+    with ExitStack() as stack:
+        servers = [stack.enter_context(server_process(database, tmp_path)) for _ in range(SERVERS)]
+        started = time.perf_counter()
+        log = asyncio.run(_drive(servers))
+        elapsed = time.perf_counter() - started
+        counted = {
+            client: httpx.get(f"{servers[client % SERVERS]}/sessions?user_id=user-{client}&limit=1").json()
+            for client in range(CLIENTS)
+        }
+        total = httpx.get(f"{servers[0]}/sessions?limit=1").json()["meta"]["total_count"]
+
+    statuses = [status for status, _ in log["latencies"]]
+    assert [s for s in statuses if s >= 500] == []
+    # Each duplicate id was created exactly once, across all processes; the others got 409.
+    for session_id, answers in log["duplicates"].items():
+        assert sorted(answers) == [201] + [409] * (CLIENTS - 1), session_id
+
+    direct = DirectDatabase(database)
+    try:
+        with direct.unit_of_work() as db:
+            rows = {row.session_id: row for row in db.query(direct.models.Session)}
+    finally:
+        direct.dispose()
+    # Every acknowledged write is there, whole: state, name and owner of each client's sessions.
+    for session_id, expected in log["own"].items():
+        if expected is None:
+            assert session_id not in rows, session_id
+            continue
+        row = rows[session_id]
+        assert (row.user_id, row.session_data) == (expected["user_id"], expected["session_data"]), session_id
+    # Sessions written by everyone hold one of the acknowledged writes, never a mix.
+    for session_id, acknowledged in log["shared"].items():
+        assert rows[session_id].metadata_ in acknowledged, session_id
+    live = [session_id for session_id, expected in log["own"].items() if expected is not None]
+    assert total == len(live) + SHARED + len(log["duplicates"]) == len(rows)
+    for client in range(CLIENTS):
+        mine = [s for s in live if s.startswith(f"c{client}-")]
+        assert counted[client]["meta"]["total_count"] == len(mine), client
+
+    latencies = sorted(ms for _, ms in log["latencies"])
+    print(
+        f"\nscale-out: {SERVERS} processes, {CLIENTS} clients, {len(latencies)} requests in {elapsed:.1f} s "
+        f"({len(latencies) / elapsed:.0f} req/s), p50 {statistics.median(latencies):.1f} ms, "
+        f"p99 {latencies[int(len(latencies) * 0.99)]:.1f} ms, 5xx 0"
+    )
+
+
+async def _drive(servers: list[str]) -> dict:
+    """Creates, patches, renames and deletes from many clients, each request to a random process."""
+    log: dict = {"latencies": [], "own": {}, "shared": {}, "duplicates": {}}
+    limits = httpx.Limits(max_connections=CLIENTS * 2)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+
+        async def call(method: str, path: str, body=None) -> httpx.Response:
+            started = time.perf_counter()
+            response = await http.request(method, random.choice(servers) + path, json=body)
+            log["latencies"].append((response.status_code, (time.perf_counter() - started) * 1000))
+            return response
+
+        for index in range(SHARED):
+            assert (await call("POST", "/sessions", {"session_id": f"shared-{index}"})).status_code == 201
+            log["shared"][f"shared-{index}"] = [None]
+
+        async def client(number: int) -> None:
+            user = f"user-{number}"
+            for index in range(OWN_SESSIONS):
+                session_id = f"c{number}-{index}"
+                created = await call("POST", "/sessions", {"session_id": session_id, "user_id": user})
+                assert created.status_code == 201, created.text
+                state = {"n": index, "by": number}
+                patched = await call("PATCH", f"/sessions/{session_id}", {"session_state": state})
+                assert patched.status_code == 200, patched.text
+                renamed = await call("POST", f"/sessions/{session_id}/rename", {"session_name": f"s{index}"})
+                assert renamed.status_code == 200, renamed.text
+                log["own"][session_id] = {
+                    "user_id": user,
+                    "session_data": {"session_state": state, "session_name": f"s{index}"},
+                }
+                if index % 3 == 2:
+                    deleted = await call("DELETE", f"/sessions/{session_id}")
+                    assert deleted.status_code == 204, deleted.text
+                    log["own"][session_id] = None
+                shared = f"shared-{random.randrange(SHARED)}"
+                metadata = {"client": number, "step": index}
+                answer = await call("PATCH", f"/sessions/{shared}", {"metadata": metadata})
+                assert answer.status_code == 200, answer.text
+                log["shared"][shared].append(metadata)
+
+        async def duplicate(session_id: str) -> None:
+            answers = await asyncio.gather(
+                *(call("POST", "/sessions", {"session_id": session_id}) for _ in range(CLIENTS))
+            )
+            log["duplicates"][session_id] = [answer.status_code for answer in answers]
+
+        await asyncio.gather(*(client(number) for number in range(CLIENTS)), *(duplicate(f"dup-{i}") for i in range(4)))
+    return log
+
+
+# --- the database going away -----------------------------------------------------------------
+
+
+def test_the_database_going_away_is_a_503_and_service_resumes_by_itself(tmp_path):
+    target = make_url(PG_URL)
+    proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432))
+    database = fresh_database(tmp_path)
+    through_proxy = DatabaseSettings(
+        target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        db_schema=database.db_schema,
+    )
+    try:
+        with TestClient(create_app(Settings(databases={"main": through_proxy}))) as client:
+            assert client.post("/sessions", json={"session_id": "before"}).status_code == 201
+
+            proxy.cut()
+            for method, path in (("GET", "/sessions/before"), ("POST", "/sessions"), ("GET", "/sessions")):
+                started = time.monotonic()
+                response = client.request(method, path, json={} if method == "POST" else None)
+                assert time.monotonic() - started < 10, "answered, not hung"
+                assert (response.status_code, response.json()) == (
+                    503,
+                    {"detail": "The database is unavailable; try again shortly"},
+                )
+                assert response.headers["retry-after"] == "1"
+
+            proxy.restore()
+            deadline = time.monotonic() + 15
+            while (response := client.get("/sessions/before")).status_code != 200:
+                assert response.status_code == 503
+                assert time.monotonic() < deadline, "service did not resume"
+                time.sleep(0.2)
+            assert client.post("/sessions", json={"session_id": "after"}).status_code == 201
+    finally:
+        proxy.close()
