@@ -245,7 +245,8 @@ def _lifespan(settings: Settings, authenticator):
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         logger.info("Authentication: %s", authenticator.description)
-        databases = {db_id: open_database(db_id, config) for db_id, config in settings.databases.items()}
+        pool = {"pool_size": settings.pool_size, "max_overflow": settings.max_overflow}
+        databases = {db_id: open_database(db_id, config, **pool) for db_id, config in settings.databases.items()}
         try:
             await migrate(databases.values())
             yield {"databases": databases, "started_at": time.time()}

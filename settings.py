@@ -104,6 +104,9 @@ class Settings:
     validate_responses: bool = True
     # Larger request bodies are answered 413 before they are read (no body here needs more).
     max_body_bytes: int = 1_048_576
+    # PostgreSQL connections each server process keeps, and may open beyond them under load.
+    pool_size: int = 5
+    max_overflow: int = 10
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def __post_init__(self) -> None:
@@ -119,6 +122,8 @@ class Settings:
         common = {
             "validate_responses": _flag(env, "AGENTOS_SESSIONS_VALIDATE_RESPONSES", default=True),
             "max_body_bytes": _positive_int(env, "AGENTOS_SESSIONS_MAX_BODY_BYTES", default=1_048_576),
+            "pool_size": _positive_int(env, "AGENTOS_SESSIONS_POOL_SIZE", default=5),
+            "max_overflow": _whole_number(env, "AGENTOS_SESSIONS_MAX_OVERFLOW", default=10),
             "security": SecuritySettings.from_env(env),
         }
         raw = env.get("AGENTOS_SESSIONS_DATABASES")
@@ -170,6 +175,15 @@ def _origins(value: str) -> tuple[str, ...]:
     if not isinstance(origins, list) or not all(isinstance(origin, str) for origin in origins):
         raise SettingsError("CORS_ORIGIN_LIST must be a JSON list of origins")
     return tuple(origin.strip() for origin in origins if origin.strip())
+
+
+def _whole_number(env: Mapping[str, str], name: str, *, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    if not value.isdigit():
+        raise SettingsError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
 
 
 def _parse_databases(raw: str) -> dict[str, DatabaseSettings]:

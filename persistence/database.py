@@ -134,10 +134,12 @@ class AsyncDriverDatabase(Database):
     # Seconds to wait for a connection to the server before answering 503.
     CONNECT_TIMEOUT = 5
 
-    def __init__(self, db_id: str, settings: DatabaseSettings, url: URL) -> None:
+    def __init__(self, db_id: str, settings: DatabaseSettings, url: URL, *, pool_size=5, max_overflow=10) -> None:
         super().__init__(db_id, settings, table_schema(settings))
         self.engine: AsyncEngine = create_async_engine(
             url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
             json_serializer=json.dumps,
             json_deserializer=jsoncodec.loads,
             # A connection the server dropped (restart, failover) is replaced before it is used.
@@ -186,15 +188,17 @@ def table_schema(settings: DatabaseSettings) -> str | None:
     return settings.db_schema or DEFAULT_PG_SCHEMA
 
 
-def open_database(db_id: str, settings: DatabaseSettings) -> Database:
-    """The database for one configuration; connects lazily, on its first unit of work."""
+def open_database(db_id: str, settings: DatabaseSettings, **pool: int) -> Database:
+    """The database for one configuration; connects lazily, on its first unit of work.
+
+    ``pool`` (``pool_size``, ``max_overflow``) sizes the connection pool of a server database."""
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
         return SQLiteDatabase(db_id, settings, url)
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
         # psycopg 3 is the driver with an asyncio interface; a bare postgresql:// URL means it too.
         url = url.set(drivername="postgresql+psycopg")
-    return AsyncDriverDatabase(db_id, settings, url)
+    return AsyncDriverDatabase(db_id, settings, url, **pool)
 
 
 def sqlite_engine(url: str | URL, **options: Any) -> Engine:

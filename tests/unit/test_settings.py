@@ -195,3 +195,19 @@ def test_postgresql_without_its_driver_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now raises ImportError
     with pytest.raises(SettingsError, match=r"pip install 'agentos-sessions\[postgresql\]'"):
         check_driver(DatabaseSettings("postgresql://localhost/db"))
+
+
+def test_pool_settings_from_the_environment():
+    settings = Settings.from_env({"AGENTOS_SESSIONS_POOL_SIZE": "2", "AGENTOS_SESSIONS_MAX_OVERFLOW": "0"})
+    assert (settings.pool_size, settings.max_overflow) == (2, 0)
+    assert (Settings.from_env({}).pool_size, Settings.from_env({}).max_overflow) == (5, 10)
+    with pytest.raises(SettingsError, match="AGENTOS_SESSIONS_POOL_SIZE must be a positive whole number"):
+        Settings.from_env({"AGENTOS_SESSIONS_POOL_SIZE": "0"})
+
+
+def test_the_pool_is_sized_as_configured():
+    from persistence.database import open_database
+
+    database = open_database("pg", DatabaseSettings("postgresql://localhost/db"), pool_size=3, max_overflow=1)
+    pool = database.engine.sync_engine.pool
+    assert (pool.size(), pool._max_overflow) == (3, 1)
