@@ -21,6 +21,7 @@ from sqlalchemy import make_url
 from starlette.testclient import TestClient
 
 from app import create_app
+from persistence import schema
 from settings import DatabaseSettings, Settings
 from tests.databases import PG_URL, fresh_database
 from tests.direct import DirectDatabase
@@ -223,3 +224,25 @@ def test_the_database_going_away_is_a_503_and_service_resumes_by_itself(tmp_path
             assert client.post("/sessions", json={"session_id": "after"}).status_code == 201
     finally:
         proxy.close()
+
+
+def test_migrations_started_at_once_by_several_processes_do_not_collide(tmp_path):
+    """Many processes starting together each migrate first; an advisory lock takes them in turn."""
+    database = fresh_database(tmp_path)
+    executable = shutil.which("agentos-sessions", path=os.path.dirname(sys.executable))
+    environment = {**os.environ, "AGENTOS_SESSIONS_DB_SCHEMA": database.db_schema}
+    processes = [
+        subprocess.Popen(
+            [executable, "migrate", "--database-url", database.url],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(4)
+    ]
+    outputs = [process.communicate(timeout=60)[0].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], outputs
+    direct = DirectDatabase(database)
+    with direct.engine.connect() as db:
+        assert schema.current_revision(db, direct.models) == schema.head()
+    direct.dispose()
