@@ -203,11 +203,3 @@ def test_pool_settings_from_the_environment():
     assert (Settings.from_env({}).pool_size, Settings.from_env({}).max_overflow) == (5, 10)
     with pytest.raises(SettingsError, match="AGENTOS_SESSIONS_POOL_SIZE must be a positive whole number"):
         Settings.from_env({"AGENTOS_SESSIONS_POOL_SIZE": "0"})
-
-
-def test_the_pool_is_sized_as_configured():
-    from persistence.database import open_database
-
-    database = open_database("pg", DatabaseSettings("postgresql://localhost/db"), pool_size=3, max_overflow=1)
-    pool = database.engine.sync_engine.pool
-    assert (pool.size(), pool._max_overflow) == (3, 1)
