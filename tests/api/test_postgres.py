@@ -94,7 +94,11 @@ def test_many_clients_across_server_processes_lose_nothing(tmp_path):
     with ExitStack() as stack:
         servers = [stack.enter_context(server_process(database, tmp_path)) for _ in range(SERVERS)]
         started = time.perf_counter()
-        log = asyncio.run(_drive(servers))
+        try:
+            log = asyncio.run(_drive(servers))
+        except httpx.TransportError:
+            logs = "\n".join(path.read_text()[-2000:] for path in sorted(tmp_path.glob("server-*.log")))
+            pytest.fail(f"a request got no answer; the servers' logs:\n{logs}")
         elapsed = time.perf_counter() - started
         counted = {
             client: httpx.get(f"{servers[client % SERVERS]}/sessions?user_id=user-{client}&limit=1").json()
@@ -140,13 +144,20 @@ def test_many_clients_across_server_processes_lose_nothing(tmp_path):
 
 async def _drive(servers: list[str]) -> dict:
     """Creates, patches, renames and deletes from many clients, each request to a random process."""
-    log: dict = {"latencies": [], "own": {}, "shared": {}, "duplicates": {}}
-    limits = httpx.Limits(max_connections=CLIENTS * 2)
+    log: dict = {"latencies": [], "own": {}, "shared": {}, "duplicates": {}, "unanswered": []}
+    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout can close them under a
+    # request in flight (httpx's default expiry is also 5 s: a race that ends in a ReadError).
+    limits = httpx.Limits(max_connections=CLIENTS * 2, keepalive_expiry=1)
     async with httpx.AsyncClient(limits=limits, timeout=30) as http:
 
         async def call(method: str, path: str, body=None) -> httpx.Response:
             started = time.perf_counter()
-            response = await http.request(method, random.choice(servers) + path, json=body)
+            server = random.choice(servers)
+            try:
+                response = await http.request(method, server + path, json=body)
+            except httpx.TransportError as error:
+                log["unanswered"].append((method, server + path, repr(error)))
+                raise
             log["latencies"].append((response.status_code, (time.perf_counter() - started) * 1000))
             return response
 
