@@ -11,7 +11,7 @@ from datetime import datetime
 from connexion import request
 
 from handlers import views
-from handlers.errors import BadRequest, Conflict, NotFound
+from handlers.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from persistence import store
 from persistence.database import Database
 from security import current_caller
@@ -136,7 +136,7 @@ async def create_session(*, body=None, type="agent", db_id=None):
             "Could not create a session with the supplied session_id. "
             "Omit session_id to have one generated, or choose a different one."
         )
-    return views.session_detail(row, [], type, omit_nulls=True), 201
+    return views.session_detail(row, [], type, omit_nulls=True), 201, {"ETag": views.etag(row, [])}
 
 
 def _create(db, m, isolated_user_id, **columns):
@@ -155,7 +155,10 @@ async def get_session_by_id(*, session_id, type=None, user_id=None, db_id=None, 
     if row is None:
         kind = f"{type.title()} Session" if type else "Session"
         raise NotFound(f"{kind} with id '{session_id}' not found")
-    return views.session_detail(row, runs, type or views.session_type_of(row), omit_nulls=True), 200
+    tag = views.etag(row, runs)
+    if views.etag_matches(request.headers.get("if-none-match"), tag, weak=True):
+        return None, 304, {"ETag": tag}
+    return views.session_detail(row, runs, type or views.session_type_of(row), omit_nulls=True), 200, {"ETag": tag}
 
 
 async def get_session_runs(
@@ -245,10 +248,7 @@ async def rename_session(*, session_id, body, type=None, user_id=None, db_id=Non
     user_id = current_caller().acting_for(user_id)
     database = resolve_database(db_id, table)
     changes = {"session_name": body["session_name"]}
-    row, runs = await database.run(_change_session, session_id, changes, user_id=user_id, write=True)
-    if row is None:
-        raise NotFound(f"Session with id '{session_id}' not found")
-    return views.session_detail(row, runs, views.session_type_of(row), omit_nulls=False), 200
+    return await _changed(database, session_id, changes, user_id)
 
 
 async def update_session(*, session_id, body, type=None, user_id=None, db_id=None, table=None):
@@ -264,22 +264,40 @@ async def update_session(*, session_id, body, type=None, user_id=None, db_id=Non
         changes["metadata"] = views.strip_reserved_metadata(body["metadata"])
     if body.get("summary") is not None:
         changes["summary"] = _summary(body["summary"])
-    row, runs = await database.run(_change_session, session_id, changes, user_id=user_id, write=True)
+    return await _changed(database, session_id, changes, user_id)
+
+
+async def _changed(database, session_id, changes, user_id):
+    """Apply ``changes`` (if the session still is what If-Match names) and answer the session."""
+    if_match = request.headers.get("if-match")
+    row, runs, applied = await database.run(
+        _change_session, session_id, changes, user_id=user_id, if_match=if_match, write=True
+    )
     if row is None:
         raise NotFound(f"Session with id '{session_id}' not found")
-    return views.session_detail(row, runs, views.session_type_of(row), omit_nulls=False), 200
+    if not applied:
+        raise _changed_since(session_id)
+    body = views.session_detail(row, runs, views.session_type_of(row), omit_nulls=False)
+    return body, 200, {"ETag": views.etag(row, runs)}
 
 
-def _change_session(db, m, session_id, changes, *, user_id):
-    """Apply ``changes`` to the session and return it with its runs, or (None, []) if there is none."""
-    row = store.get_session(db, m, session_id, user_id=user_id)
+def _changed_since(session_id: str) -> PreconditionFailed:
+    return PreconditionFailed(f"Session with id '{session_id}' has changed: If-Match does not name its ETag")
+
+
+def _change_session(db, m, session_id, changes, *, user_id, if_match):
+    """Apply ``changes`` to the session and return it with its runs and True; (None, [], False) if
+    there is none; the unchanged session and False if ``if_match`` does not name its ETag."""
+    row = store.get_session(db, m, session_id, user_id=user_id, lock=True)
     if row is None:
-        return None, []
+        return None, [], False
+    runs = store.get_runs(db, m, session_id)
+    if if_match is not None and not views.etag_matches(if_match, views.etag(row, runs), weak=False):
+        return row, runs, False
     if views.session_type_of(row) == "workflow":
         # agno's workflow sessions have no summary: AgentOS accepts one and drops it.
         changes = {key: value for key, value in changes.items() if key != "summary"}
-    row = store.update_session(db, m, row, **changes)
-    return row, store.get_runs(db, m, session_id)
+    return store.update_session(db, m, row, **changes), runs, True
 
 
 def _summary(summary: dict) -> dict:
@@ -296,10 +314,28 @@ async def delete_session(*, session_id, user_id=None, db_id=None, table=None, de
     """Delete a session and its runs; an absent session is not an error, another owner's is a 404."""
     user_id = current_caller().acting_for(user_id)
     database = resolve_database(db_id, table)
-    if not await database.run(store.delete_owned_session, session_id, user_id=user_id, write=True):
+    if_match = request.headers.get("if-match")
+    if if_match is None:
+        outcome = await database.run(store.delete_owned_session, session_id, user_id=user_id, write=True)
+    else:
+        outcome = await database.run(_delete_if_match, session_id, if_match, user_id=user_id, write=True)
+    if outcome is None:
+        raise _changed_since(session_id)
+    if not outcome:
         # AgentOS answers 204 and keeps the session: a delete that did nothing must not look done.
         raise NotFound(f"Session with id '{session_id}' not found")
     return None, 204
+
+
+def _delete_if_match(db, m, session_id, if_match, *, user_id):
+    """store.delete_owned_session's answer, or None (nothing deleted) if ``if_match`` does not
+    name the session's ETag."""
+    row = store.get_session(db, m, session_id, user_id=user_id, lock=True)
+    if row is not None and not views.etag_matches(
+        if_match, views.etag(row, store.get_runs(db, m, session_id)), weak=False
+    ):
+        return None
+    return store.delete_owned_session(db, m, session_id, user_id=user_id)
 
 
 async def delete_sessions(*, body, user_id=None, db_id=None, table=None, delete_media=False):

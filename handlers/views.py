@@ -7,10 +7,13 @@ and the single-run route send them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 RESERVED_METADATA_KEYS = frozenset({"agno_component_version", "agno_dispatch_chain", "agno_dispatch_depth"})
 RUN_PREVIEW_CHARS = 280
@@ -437,3 +440,30 @@ def run_preview(run_body: dict[str, Any]) -> dict[str, Any]:
             "created_at": run_body.get("created_at"),
         }
     )
+
+
+def etag(row, runs: list[dict[str, Any]]) -> str:
+    """The strong ETag of a session's stored state: its row and its runs (any change to either
+    changes it; the representation asked for does not)."""
+    state = [list(row), runs]
+    try:
+        canonical = orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson refuses (a lone surrogate stored by an agent)
+        canonical = json.dumps(state, sort_keys=True, default=str).encode("utf-8", "surrogatepass")
+    return f'"{hashlib.blake2b(canonical, digest_size=16).hexdigest()}"'
+
+
+def etag_matches(header: str | None, current: str, *, weak: bool) -> bool:
+    """Whether an If-Match (strong comparison) or If-None-Match (``weak=True``) header names
+    ``current`` (RFC 9110, 13.1.1 and 13.1.2)."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    for tag in header.split(","):
+        tag = tag.strip()
+        if weak:
+            tag = tag.removeprefix("W/")
+        if tag == current:
+            return True
+    return False

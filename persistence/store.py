@@ -57,6 +57,10 @@ class _Statements:
         by_id = select(*self.session_columns).where(S.c.session_id == bindparam("session_id"))
         self.get_session = by_id
         self.get_owned_session = by_id.where(S.c.user_id == bindparam("user_id"))
+        # For read-modify-write: PostgreSQL locks the row until the transaction ends (SQLite's
+        # BEGIN IMMEDIATE already holds the database's write lock; FOR UPDATE renders as nothing).
+        self.lock_session = self.get_session.with_for_update()
+        self.lock_owned_session = self.get_owned_session.with_for_update()
         self.session_exists = select(S.c.session_id).where(S.c.session_id == bindparam("session_id"))
         run_order = [R.c[column].asc() for column in _RUN_ORDER]
         self.run_order = run_order
@@ -86,12 +90,18 @@ class _Statements:
         self.delete_runs = delete(R).where(R.c.session_id == bindparam("session_id"))
 
 
-def get_session(db: Connection, m: Models, session_id: str, *, user_id: str | None = None) -> SessionRow | None:
-    """One session row, or None if it does not exist (or is not ``user_id``'s)."""
+def get_session(
+    db: Connection, m: Models, session_id: str, *, user_id: str | None = None, lock: bool = False
+) -> SessionRow | None:
+    """One session row, or None if it does not exist (or is not ``user_id``'s).
+
+    ``lock=True`` to change it in this transaction: no other writer changes it meanwhile."""
     q = _statements(m)
     if user_id is None:
-        return db.execute(q.get_session, {"session_id": session_id}).one_or_none()
-    return db.execute(q.get_owned_session, {"session_id": session_id, "user_id": user_id}).one_or_none()
+        statement = q.lock_session if lock else q.get_session
+        return db.execute(statement, {"session_id": session_id}).one_or_none()
+    statement = q.lock_owned_session if lock else q.get_owned_session
+    return db.execute(statement, {"session_id": session_id, "user_id": user_id}).one_or_none()
 
 
 def get_session_with_runs(
