@@ -6,14 +6,11 @@ Run by `tox -e pg` (AGENTOS_SESSIONS_TEST_PG_URL); `tox` leaves them out.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import shutil
 import statistics
 import subprocess
-import sys
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
 import httpx
 import pytest
@@ -25,6 +22,7 @@ from persistence import schema
 from settings import DatabaseSettings, Settings
 from tests.databases import PG_URL, fresh_database
 from tests.direct import DirectDatabase
+from tests.servers import command, environment_for, running_server
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.pg
@@ -34,48 +32,6 @@ pytestmark = pytest.mark.pg
 def _postgresql():
     if not PG_URL:
         pytest.fail("tests marked pg need AGENTOS_SESSIONS_TEST_PG_URL (run them with tox -e pg)", pytrace=False)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def server_process(database: DatabaseSettings, directory):
-    """`agentos-sessions serve` in its own process on ``database``; yields its base URL."""
-    port = _free_port()
-    executable = shutil.which("agentos-sessions", path=os.path.dirname(sys.executable))
-    environment = {**os.environ, "AGENTOS_SESSIONS_DB_SCHEMA": database.db_schema}
-    log = directory / f"server-{port}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [executable, "serve", "--port", str(port), "--database-url", database.url, "--no-access-log"],
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-    # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
-    assert process.returncode in (0, -15), log.read_text()[-3000:]
 
 
 # --- several processes ----------------------------------------------------------------------
@@ -88,11 +44,10 @@ SERVERS = 3
 
 def test_many_clients_across_server_processes_lose_nothing(tmp_path):
     database = fresh_database(tmp_path)
-    migrate = shutil.which("agentos-sessions", path=os.path.dirname(sys.executable))
-    environment = {**os.environ, "AGENTOS_SESSIONS_DB_SCHEMA": database.db_schema}
-    subprocess.run([migrate, "migrate", "--database-url", database.url], env=environment, check=True)
+    migrate = [command("agentos-sessions"), "migrate", "--database-url", database.url]
+    subprocess.run(migrate, env=environment_for(database), check=True)
     with ExitStack() as stack:
-        servers = [stack.enter_context(server_process(database, tmp_path)) for _ in range(SERVERS)]
+        servers = [stack.enter_context(running_server(database, tmp_path, "--no-access-log")) for _ in range(SERVERS)]
         started = time.perf_counter()
         try:
             log = asyncio.run(_drive(servers))
@@ -240,12 +195,10 @@ def test_the_database_going_away_is_a_503_and_service_resumes_by_itself(tmp_path
 def test_migrations_started_at_once_by_several_processes_do_not_collide(tmp_path):
     """Many processes starting together each migrate first; an advisory lock takes them in turn."""
     database = fresh_database(tmp_path)
-    executable = shutil.which("agentos-sessions", path=os.path.dirname(sys.executable))
-    environment = {**os.environ, "AGENTOS_SESSIONS_DB_SCHEMA": database.db_schema}
     processes = [
         subprocess.Popen(
-            [executable, "migrate", "--database-url", database.url],
-            env=environment,
+            [command("agentos-sessions"), "migrate", "--database-url", database.url],
+            env=environment_for(database),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )

@@ -6,75 +6,34 @@ with JWTs required and user isolation on (fuzzed by openapi.yaml itself, with a 
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.databases import fresh_database
+from tests.servers import command, running_server
 from tests.tokens import hs_secret, token
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def serve(tmp_path, environment: dict):
-    """`agentos-sessions serve` on a free loopback port with a fresh database; its base URL."""
-    tmp_path.mkdir(exist_ok=True)
-    database = fresh_database(tmp_path, "live")
-    if database.db_schema:
-        environment = {**environment, "AGENTOS_SESSIONS_DB_SCHEMA": database.db_schema}
-    port = _free_port()
-    executable = shutil.which("agentos-sessions", path=os.path.dirname(sys.executable))
-    assert executable, "the console script is installed with the package"
-    log = tmp_path / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [executable, "serve", "--port", str(port), "--database-url", database.url],
-            cwd=tmp_path,
-            env={**os.environ, **environment},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not start within 30 s"
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 @pytest.fixture
 def served(tmp_path):
     """An open server."""
-    yield from serve(tmp_path / "open", {})
+    with running_server(fresh_database(tmp_path, "open"), tmp_path / "open") as url:
+        yield url
 
 
 @pytest.fixture
 def served_with_jwt(tmp_path):
     """A server that requires JWTs (HS256) and isolates users."""
-    yield from serve(tmp_path / "jwt", {"JWT_VERIFICATION_KEY": hs_secret(), "AGENTOS_USER_ISOLATION": "true"})
+    database = fresh_database(tmp_path, "jwt")
+    with running_server(
+        database, tmp_path / "jwt", JWT_VERIFICATION_KEY=hs_secret(), AGENTOS_USER_ISOLATION="true"
+    ) as url:
+        yield url
 
 
 def test_serve_answers_health_docs_and_spec(served):
@@ -84,7 +43,7 @@ def test_serve_answers_health_docs_and_spec(served):
 
 
 def _schemathesis(*arguments: str) -> subprocess.CompletedProcess:
-    schemathesis = shutil.which("schemathesis", path=os.path.dirname(sys.executable))
+    schemathesis = command("schemathesis")
     return subprocess.run(
         [schemathesis, "run", *arguments, "--max-examples", "20"],
         cwd=REPO,

@@ -1,0 +1,72 @@
+"""The real program for tests: `agentos-sessions serve` in its own process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from settings import DatabaseSettings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def command(name: str) -> str:
+    """The path of one of the package's console scripts, as installed beside this Python."""
+    executable = shutil.which(name, path=os.path.dirname(sys.executable))
+    assert executable, f"the console script {name} is installed with the package"
+    return executable
+
+
+def environment_for(database: DatabaseSettings, **variables: str) -> dict[str, str]:
+    """This process's environment, plus the database's schema and ``variables``."""
+    schema = {"AGENTOS_SESSIONS_DB_SCHEMA": database.db_schema} if database.db_schema else {}
+    return {**os.environ, **schema, **variables}
+
+
+@contextmanager
+def running_server(database: DatabaseSettings, directory: Path, *options: str, **variables: str) -> Iterator[str]:
+    """`agentos-sessions serve` on a free loopback port, up once /health answers; its base URL.
+
+    Its output goes to ``directory``/server-<port>.log, shown when it fails to start."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = directory / f"server-{port}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [command("agentos-sessions"), "serve", "--port", str(port), "--database-url", database.url, *options],
+            cwd=directory,
+            env=environment_for(database, **variables),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"server did not start within 30 s\n{log.read_text()}"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
+    assert process.returncode in (0, -15), log.read_text()[-3000:]
