@@ -88,10 +88,14 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 async def _send_detail(send, status: int, detail: str) -> None:
     """Answer ``{"detail": detail}`` from a middleware, before Connexion sees the request."""
-    body = jsoncodec.dumps_compact({"detail": detail})
+    await _send_json(send, status, jsoncodec.dumps_compact({"detail": detail}))
+
+
+async def _send_json(send, status: int, body: bytes, *, head: bool = False) -> None:
+    """Answer a JSON body from a middleware (its headers only, for a HEAD request)."""
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 class RequestId:
@@ -177,9 +181,7 @@ class ServeContract:
         body = self.body
         if root_path:
             body = jsoncodec.dumps_compact({**self.document, "servers": [{"url": root_path}]})
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+        await _send_json(send, 200, body, head=scope["method"] == "HEAD")
 
 
 def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
@@ -245,8 +247,7 @@ def _lifespan(settings: Settings, authenticator):
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         logger.info("Authentication: %s", authenticator.description)
-        pool = {"pool_size": settings.pool_size, "max_overflow": settings.max_overflow}
-        databases = {db_id: open_database(db_id, config, **pool) for db_id, config in settings.databases.items()}
+        databases = _open_databases(settings)
         try:
             await migrate(databases.values())
             yield {"databases": databases, "started_at": time.time()}
@@ -265,8 +266,14 @@ async def migrate(databases: Iterable[Database]) -> None:
             logger.info("Database %r: tables migrated from %s to %s", database.id, before or "nothing", after)
 
 
+def _open_databases(settings: Settings) -> dict[str, Database]:
+    """Every configured database by its db_id, pools sized as configured (none connected yet)."""
+    pool = {"pool_size": settings.pool_size, "max_overflow": settings.max_overflow}
+    return {db_id: open_database(db_id, config, **pool) for db_id, config in settings.databases.items()}
+
+
 async def _migrate_all(settings: Settings) -> None:
-    databases = [open_database(db_id, config) for db_id, config in settings.databases.items()]
+    databases = _open_databases(settings).values()
     try:
         await migrate(databases)
     finally:
