@@ -86,11 +86,8 @@ def database_unavailable(request: ConnexionRequest, error: Exception) -> Connexi
     """The database could not do the work now (locked by another process, unreachable): nothing
     was changed, and the client may try again shortly."""
     logger.warning("%s %s, request %s: %s", request.method, request.url.path, current_request_id.get(), error)
-    detail = (
-        "The database is busy; try again shortly"
-        if isinstance(error, DatabaseBusy)
-        else ("The database is unavailable; try again shortly")
-    )
+    what = "busy" if isinstance(error, DatabaseBusy) else "unavailable"
+    detail = f"The database is {what}; try again shortly"
     return json_response(503, {"detail": detail}, {"Retry-After": "1"})
 
 

@@ -288,11 +288,10 @@ def _changed_since(session_id: str) -> PreconditionFailed:
 def _change_session(db, m, session_id, changes, *, user_id, if_match):
     """Apply ``changes`` to the session and return it with its runs and True; (None, [], False) if
     there is none; the unchanged session and False if ``if_match`` does not name its ETag."""
-    row = store.get_session(db, m, session_id, user_id=user_id, lock=True)
+    row, runs, current = _locked(db, m, session_id, user_id=user_id, if_match=if_match)
     if row is None:
         return None, [], False
-    runs = store.get_runs(db, m, session_id)
-    if if_match is not None and not views.etag_matches(if_match, views.etag(row, runs), weak=False):
+    if not current:
         return row, runs, False
     if views.session_type_of(row) == "workflow":
         # agno's workflow sessions have no summary: AgentOS accepts one and drops it.
@@ -330,12 +329,20 @@ async def delete_session(*, session_id, user_id=None, db_id=None, table=None, de
 def _delete_if_match(db, m, session_id, if_match, *, user_id):
     """store.delete_owned_session's answer, or None (nothing deleted) if ``if_match`` does not
     name the session's ETag."""
-    row = store.get_session(db, m, session_id, user_id=user_id, lock=True)
-    if row is not None and not views.etag_matches(
-        if_match, views.etag(row, store.get_runs(db, m, session_id)), weak=False
-    ):
+    row, _runs, current = _locked(db, m, session_id, user_id=user_id, if_match=if_match)
+    if row is not None and not current:
         return None
     return store.delete_owned_session(db, m, session_id, user_id=user_id)
+
+
+def _locked(db, m, session_id, *, user_id, if_match):
+    """The session, locked for a change in this transaction, its runs, and whether ``if_match``
+    (None: no condition) names its ETag; (None, [], False) if there is no such session."""
+    row = store.get_session(db, m, session_id, user_id=user_id, lock=True)
+    if row is None:
+        return None, [], False
+    runs = store.get_runs(db, m, session_id)
+    return row, runs, if_match is None or views.etag_matches(if_match, views.etag(row, runs), weak=False)
 
 
 async def delete_sessions(*, body, user_id=None, db_id=None, table=None, delete_media=False):
