@@ -262,6 +262,9 @@ def _errors(error: jsonschema_rs.ValidationError, prefix: list) -> Iterator[dict
             value,
             {"pattern": kind.pattern},
         )
+    elif name == "AdditionalProperties":
+        for key in kind.unexpected:
+            yield _entry("extra_forbidden", [*loc, key], "Extra inputs are not permitted", value[key])
     elif name in ("MinItems", "MaxItems", "MinProperties", "MaxProperties"):
         shape = "List" if name.endswith("Items") else "Dictionary"
         bound = "least" if name.startswith("Min") else "most"
@@ -370,7 +373,7 @@ class JSONBody(AbstractRequestBodyValidator):
             except orjson.JSONDecodeError as error:
                 fast_error = error
             else:
-                return body
+                return self._shallow(body, raw)
         # The standard library's reading, and its error positions and messages (FastAPI's).
         try:
             body = json.loads(raw.decode(self._encoding))
@@ -388,7 +391,15 @@ class JSONBody(AbstractRequestBodyValidator):
             # A \ud800-style escape without its pair: no Unicode text, nothing UTF-8 can carry.
             position = fast_error.pos if fast_error is not None else 0
             raise RequestValidationFailed([_json_invalid(position, "Lone surrogate in string")]) from error
-        return body
+        return self._shallow(body, raw)
+
+    def _shallow(self, body: Any, raw: bytes) -> Any:
+        """``body``, unless it nests deeper than MAX_DEPTH levels (``raw`` is its text)."""
+        # Fewer brackets than the limit cannot nest that deep: most bodies stop here.
+        if raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH or depth_within(body, MAX_DEPTH):
+            return body
+        text = raw.decode(self._encoding)
+        raise RequestValidationFailed([_json_invalid(_opening_beyond(text, MAX_DEPTH), "Nesting too deep")])
 
     def _validate(self, body: Any) -> None:
         embedded = self._embedded_field()
@@ -419,6 +430,46 @@ class JSONBody(AbstractRequestBodyValidator):
         except BadRequestProblem as problem:
             # Connexion answers an absent required body itself, before parsing.
             raise RequestValidationFailed([self._missing_body()]) from problem
+
+
+# How deep a JSON body may nest arrays and objects. Python code (Connexion reading the body for the
+# handler, json.dumps storing it, agno loading it) recurses once per level, and Python's recursion
+# limit is 1,000 frames in all: a body nested 990 levels deep got through parsing and failed later.
+MAX_DEPTH = 512
+
+
+def depth_within(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests arrays and objects at most ``limit`` levels deep (itself one)."""
+    pending = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while pending:
+        node, depth = pending.pop()
+        if depth > limit:
+            return False
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return True
+
+
+def _opening_beyond(text: str, limit: int) -> int:
+    """The position in JSON ``text`` of the first ``[`` or ``{`` nested deeper than ``limit``."""
+    depth, in_string, escaped = 0, False, False
+    for position, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return position
+        elif char in "]}":
+            depth -= 1
+    return 0
 
 
 def _json_invalid(position: int, reason: str) -> dict[str, Any]:

@@ -251,10 +251,16 @@ async def rename_session(*, session_id, body, type=None, user_id=None, db_id=Non
     return await _changed(database, session_id, changes, user_id)
 
 
+MERGE_PATCH = "application/merge-patch+json"
+
+
 async def update_session(*, session_id, body, type=None, user_id=None, db_id=None, table=None):
-    """Replace the name, state, metadata or summary of a session."""
+    """Replace (application/json, as AgentOS) or merge (application/merge-patch+json, RFC 7396)
+    the name, state, metadata or summary of a session."""
     user_id = current_caller().acting_for(user_id)
     database = resolve_database(db_id, table)
+    if request.mimetype == MERGE_PATCH:
+        return await _changed(database, session_id, _merge_patch(body), user_id, merge=True)
     changes = {}
     if body.get("session_name") is not None:
         changes["session_name"] = body["session_name"]
@@ -267,11 +273,23 @@ async def update_session(*, session_id, body, type=None, user_id=None, db_id=Non
     return await _changed(database, session_id, changes, user_id)
 
 
-async def _changed(database, session_id, changes, user_id):
-    """Apply ``changes`` (if the session still is what If-Match names) and answer the session."""
+def _merge_patch(body: dict) -> dict:
+    """The merge patch in ``body`` as it applies to the stored session: metadata keys that agno's
+    runtime owns are not the client's to change, a summary's time is stored as agno writes it."""
+    patch = dict(body)
+    if isinstance(patch.get("metadata"), dict):
+        patch["metadata"] = {k: v for k, v in patch["metadata"].items() if k not in views.RESERVED_METADATA_KEYS}
+    if isinstance(patch.get("summary"), dict) and patch["summary"].get("updated_at") is not None:
+        patch["summary"] = {**patch["summary"], "updated_at": _stored_time(patch["summary"]["updated_at"])}
+    return patch
+
+
+async def _changed(database, session_id, changes, user_id, *, merge=False):
+    """Apply ``changes`` (a merge patch if ``merge``) if the session still is what If-Match names,
+    and answer the session."""
     if_match = request.headers.get("if-match")
     row, runs, applied = await database.run(
-        _change_session, session_id, changes, user_id=user_id, if_match=if_match, write=True
+        _change_session, session_id, changes, user_id=user_id, if_match=if_match, merge=merge, write=True
     )
     if row is None:
         raise NotFound(f"Session with id '{session_id}' not found")
@@ -285,9 +303,10 @@ def _changed_since(session_id: str) -> PreconditionFailed:
     return PreconditionFailed(f"Session with id '{session_id}' has changed: If-Match does not name its ETag")
 
 
-def _change_session(db, m, session_id, changes, *, user_id, if_match):
-    """Apply ``changes`` to the session and return it with its runs and True; (None, [], False) if
-    there is none; the unchanged session and False if ``if_match`` does not name its ETag."""
+def _change_session(db, m, session_id, changes, *, user_id, if_match, merge):
+    """Apply ``changes`` (replacing fields, or merging them in if ``merge``) to the session and
+    return it with its runs and True; (None, [], False) if there is none; the unchanged session
+    and False if ``if_match`` does not name its ETag."""
     row, runs, current = _locked(db, m, session_id, user_id=user_id, if_match=if_match)
     if row is None:
         return None, [], False
@@ -296,6 +315,8 @@ def _change_session(db, m, session_id, changes, *, user_id, if_match):
     if views.session_type_of(row) == "workflow":
         # agno's workflow sessions have no summary: AgentOS accepts one and drops it.
         changes = {key: value for key, value in changes.items() if key != "summary"}
+    if merge:
+        return store.merge_into_session(db, m, row, changes), runs, True
     return store.update_session(db, m, row, **changes), runs, True
 
 
@@ -305,8 +326,13 @@ def _summary(summary: dict) -> dict:
     if summary.get("topics") is not None:
         stored["topics"] = summary["topics"]
     if summary.get("updated_at") is not None:
-        stored["updated_at"] = datetime.fromisoformat(summary["updated_at"].replace("Z", "+00:00")).isoformat()
+        stored["updated_at"] = _stored_time(summary["updated_at"])
     return stored
+
+
+def _stored_time(date_time: str) -> str:
+    """An RFC 3339 date-time as agno stores a summary's (``datetime.isoformat``)."""
+    return datetime.fromisoformat(date_time.replace("Z", "+00:00")).isoformat()
 
 
 async def delete_session(*, session_id, user_id=None, db_id=None, table=None, delete_media=False):

@@ -318,6 +318,43 @@ def update_session(
     return db.execute(_statements(m).update_session, {"the_session_id": row.session_id, **values}).one()
 
 
+def merge_into_session(db: Connection, m: Models, row: SessionRow, patch: dict[str, Any]) -> SessionRow:
+    """Apply a JSON merge patch (RFC 7396) of the session's name, state, metadata and summary.
+
+    ``row`` is the session as read (and locked) in this transaction, so that the merge is made
+    with what is stored now; the session as stored after is returned.
+    """
+    values: dict[str, Any] = {"updated_at": now()}
+    if "session_name" in patch or "session_state" in patch:
+        data = merge_patch(row.session_data, _some(patch, "session_name", "session_state"))
+        values["session_data"] = data if data or row.session_data is not None else None
+    if "metadata" in patch:
+        values["metadata"] = merge_patch(row.metadata_, patch["metadata"])
+    if "summary" in patch:
+        values["summary"] = merge_patch(row.summary, patch["summary"])
+    return db.execute(_statements(m).update_session, {"the_session_id": row.session_id, **values}).one()
+
+
+def _some(patch: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: patch[key] for key in keys if key in patch}
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """``target`` with the JSON merge patch ``patch`` applied (RFC 7396, section 2); neither changes.
+
+    An object patch is merged key by key, a null member removing its key; anything else replaces.
+    """
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
 def delete_sessions(db: Connection, m: Models, session_ids: Sequence[str], *, user_id: str | None = None) -> int:
     """Delete sessions and their runs; ids that do not exist (or are not ``user_id``'s) are skipped."""
     S, R = m.sessions, m.runs

@@ -849,6 +849,39 @@ def test_json_nested_too_deep_is_422_not_a_500(client, database, body):
         assert db.query(database.models.Session).count() == 0
 
 
+@pytest.mark.parametrize("depth", [513, 990, 1_023])
+def test_json_nested_deeper_than_512_levels_is_422_at_the_first_opening_too_deep(client, database, depth):
+    # Depths that Python code after parsing could not handle (990 was a 500) are refused up front.
+    prefix = b'{"session_id": "d", "session_state": '
+    body = prefix + b'{"n":' * (depth - 1) + b"1" + b"}" * depth
+    response = client.post("/sessions", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["type"], error["loc"], error["ctx"]) == (
+        "json_invalid",
+        ["body", len(prefix) + 5 * (512 - 1)],
+        {"error": "Nesting too deep"},
+    )
+    assert stored_session(database, "d") is None
+
+
+def test_json_nested_512_levels_is_stored_and_served(client):
+    nested: dict = {"a": [1]}
+    for _ in range(512 - 3):
+        nested = {"n": nested}
+    response = client.post("/sessions", json={"session_id": "deep", "session_state": nested})
+    assert response.status_code == 201
+    assert client.get("/sessions/deep").json()["session_state"] == nested
+
+
+def test_a_media_type_in_capitals_is_json_too(client, database):
+    response = client.post(
+        "/sessions", content=b'{"session_id": "c", "session_name": "n"}', headers={"Content-Type": "Application/JSON"}
+    )
+    assert response.status_code == 201, response.text
+    assert stored_session(database, "c").session_data == {"session_name": "n"}
+
+
 def test_json_nested_a_few_hundred_levels_is_stored_and_served(client):
     nested = {"a": 1}
     for _ in range(300):

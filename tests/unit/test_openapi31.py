@@ -227,3 +227,31 @@ def test_a_recursive_schema_resolved_into_a_cycle_compiles():
     acyclic = openapi31.acyclic(schema)
     assert acyclic["additionalProperties"] == {"$ref": "#/$defs/recursive0"}
     assert acyclic["$defs"]["recursive0"]["items"] == {"$ref": "#/$defs/recursive0"}
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "within"),
+    [
+        (1, True),
+        ({}, True),
+        (_nested(512), True),
+        (_nested(513), False),
+        ({"a": [1, {"b": _nested(509)}]}, True),
+        ({"a": [1, {"b": _nested(510)}], "c": {}}, False),
+    ],
+)
+def test_depth_within_counts_nested_arrays_and_objects(value, within):
+    assert openapi31.depth_within(value, 512) is within
+
+
+def test_the_opening_beyond_the_limit_is_found_outside_strings():
+    text = '{"s": "[[[[\\"{{{", "a": [[[1]]]}'
+    assert openapi31._opening_beyond(text, 3) == text.index("[[[1") + 2
+    assert openapi31._opening_beyond(text, 4) == 0

@@ -184,3 +184,32 @@ def test_first_runs_of_several_sessions_in_agnos_order(database):
         "b": ["b-0", "b-1"],
         "empty": [],
     }
+
+
+# RFC 7396, Appendix A: every example, target and patch to result.
+RFC_7396_EXAMPLES = [
+    ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+    ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+    ({"a": "b"}, {"a": None}, {}),
+    ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+    ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+    ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+    ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+    ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+    (["a", "b"], ["c", "d"], ["c", "d"]),
+    ({"a": "b"}, ["c"], ["c"]),
+    ({"a": "foo"}, None, None),
+    ({"a": "foo"}, "bar", "bar"),
+    ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+    ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+    ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+]
+
+
+@pytest.mark.parametrize(("target", "patch", "result"), RFC_7396_EXAMPLES)
+def test_merge_patch_gives_rfc_7396s_results(target, patch, result):
+    import copy
+
+    kept_target, kept_patch = copy.deepcopy(target), copy.deepcopy(patch)
+    assert store.merge_patch(target, patch) == result
+    assert (target, patch) == (kept_target, kept_patch)
