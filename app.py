@@ -216,7 +216,7 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_EXCEPTION, limit=settings.max_body_bytes)
     app.add_middleware(ServeContract, position=MiddlewarePosition.BEFORE_EXCEPTION, document=document)
     app.add_api(
-        document,
+        openapi31.for_connexion(document),
         validator_map=openapi31.VALIDATOR_MAP,
         validate_responses=settings.validate_responses,
         security_map=security.security_map(authenticator),

@@ -94,7 +94,7 @@ def seed(path: Path, run_scale: int = 1) -> None:
         create_missing_tables(db, models)
         # The file as agno creates it: our server adds its own indexes when it starts, as it
         # does on any agno database; AgentOS serves agno's layout.
-        for index in models.own_indexes:
+        for index in models.own_indexes(engine.dialect.name):
             index.drop(db)
     engine.dispose()
     rng = random.Random(7)

@@ -8,6 +8,7 @@ import time
 import uuid
 from datetime import datetime
 
+import orjson
 from connexion import request
 
 from handlers import views
@@ -40,6 +41,11 @@ async def get_sessions(
     component_id=None,
     user_id=None,
     session_name=None,
+    metadata=None,
+    created_after=None,
+    created_before=None,
+    updated_after=None,
+    updated_before=None,
     limit=20,
     page=1,
     sort_by="created_at",
@@ -58,6 +64,12 @@ async def get_sessions(
         component_id=component_id,
         user_id=user_id,
         session_name=session_name,
+        # A JSON object in the query string, validated as such against the contract.
+        metadata=orjson.loads(metadata) if metadata is not None else None,
+        created_after=created_after,
+        created_before=created_before,
+        updated_after=updated_after,
+        updated_before=updated_before,
         limit=limit,
         page=page,
         sort_by=sort_by,

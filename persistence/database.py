@@ -215,6 +215,7 @@ def sqlite_engine(url: str | URL, **options: Any) -> Engine:
 def _configure_sqlite_connection(dbapi_connection, _record) -> None:
     """Enforce the runs -> sessions cascade as agno does; WAL so that readers never wait for writers."""
     dbapi_connection.create_function("casefold", 1, _casefold, deterministic=True)
+    dbapi_connection.create_function("json_contains", 2, _json_contains, deterministic=True)
     # Transactions are begun by _begin_sqlite_transaction, not by the driver.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -223,6 +224,10 @@ def _configure_sqlite_connection(dbapi_connection, _record) -> None:
         # A locked database raises at once; SQLiteDatabase.run waits for it without blocking.
         cursor.execute("PRAGMA busy_timeout = 0")
         cursor.execute("PRAGMA journal_mode = WAL")
+        # FULL, not the NORMAL often paired with WAL: NORMAL survives the process being killed
+        # but may lose the last commits to a power cut or an OS crash, and a write we answered
+        # 2xx must survive those too. The price is an fsync per commit (README, Durability).
+        cursor.execute("PRAGMA synchronous = FULL")
     finally:
         cursor.close()
 
@@ -241,3 +246,32 @@ def _is_busy(error: OperationalError | sqlite3.OperationalError) -> bool:
 
 def _casefold(value: object) -> str | None:
     return value.casefold() if isinstance(value, str) else None
+
+
+def _json_contains(document: str | None, wanted: str) -> bool | None:
+    """SQLite's ``json_contains(column, :json)``: PostgreSQL's ``jsonb @> jsonb`` (NULL for NULL)."""
+    if document is None:
+        return None
+    try:
+        return json_contains(jsoncodec.loads(document), jsoncodec.loads(wanted))
+    except ValueError:
+        return False  # not JSON: agno never writes that, but a row that holds it contains nothing
+
+
+def json_contains(container: Any, contained: Any) -> bool:
+    """Whether ``container`` contains ``contained`` as PostgreSQL's ``@>`` defines it for jsonb
+    values nested in an object: objects contain each key with a contained value, arrays contain
+    each element somewhere in them, other values equal (numbers by value, never a boolean)."""
+    if isinstance(contained, dict):
+        return isinstance(container, dict) and all(
+            key in container and json_contains(container[key], value) for key, value in contained.items()
+        )
+    if isinstance(contained, list):
+        return isinstance(container, list) and all(
+            any(json_contains(element, value) for element in container) for value in contained
+        )
+    if isinstance(contained, bool) or isinstance(container, bool):
+        return container is contained
+    if isinstance(contained, int | float):
+        return isinstance(container, int | float) and container == contained
+    return type(container) is type(contained) and container == contained

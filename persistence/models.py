@@ -33,6 +33,15 @@ SESSION_INDEXES = (
     ("created_at", "session_id"),
     ("user_id", "session_type", "created_at", "session_id"),
 )
+# The list's filters (revision 0003): a component's sessions, newest first, whatever else is
+# filtered; the update time; metadata containment (METADATA_INDEX, PostgreSQL only: SQLite has
+# no index for JSON, and tests each row the other filters leave). No index on an expression:
+# SQLAlchemy, in agno too, warns on every reflection of a SQLite table that has one.
+FILTER_INDEXES = (
+    *((column, "created_at", "session_id") for column in ("agent_id", "team_id", "workflow_id")),
+    ("updated_at", "session_id"),
+)
+METADATA_INDEX = "metadata_gin"
 # A session's runs in agno's order without reading them: created_at comes after run_data in
 # agno's column order, so ordering by it from the table reads every run's payload in full.
 RUN_INDEXES = (("session_id", "run_index", "created_at", "run_id"),)
@@ -66,7 +75,13 @@ class SessionColumns:
         return (
             Index(f"idx_{name}_session_type", "session_type"),
             Index(f"idx_{name}_created_at", "created_at"),
-            *(Index(index_name(name, columns), *columns) for columns in SESSION_INDEXES),
+            *(Index(index_name(name, columns), *columns) for columns in SESSION_INDEXES + FILTER_INDEXES),
+            Index(
+                f"idx_{name}_{METADATA_INDEX}",
+                "metadata",
+                postgresql_using="gin",
+                postgresql_ops={"metadata": "jsonb_path_ops"},
+            ).ddl_if(dialect="postgresql"),
         )
 
     def __repr__(self) -> str:
@@ -132,10 +147,12 @@ class Models:
     def runs(self) -> Table:
         return self.Run.__table__  # type: ignore[attr-defined]
 
-    @property
-    def own_indexes(self) -> list[Index]:
-        """The indexes of ours (not agno's) on the two tables."""
-        names = {index_name(self.sessions.name, columns) for columns in SESSION_INDEXES}
+    def own_indexes(self, dialect: str) -> list[Index]:
+        """The indexes of ours (not agno's) on the two tables, those ``dialect`` has."""
+        sessions = self.sessions.name
+        names = {index_name(sessions, columns) for columns in SESSION_INDEXES + FILTER_INDEXES}
+        if dialect == "postgresql":
+            names.add(f"idx_{sessions}_{METADATA_INDEX}")
         names |= {index_name(self.runs.name, columns) for columns in RUN_INDEXES}
         return [index for table in (self.sessions, self.runs) for index in table.indexes if index.name in names]
 

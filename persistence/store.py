@@ -28,6 +28,7 @@ from sqlalchemy import (
     inspect,
     or_,
     select,
+    text,
     type_coerce,
 )
 from sqlalchemy import update as update_statement
@@ -173,12 +174,28 @@ def list_sessions(
     component_id: str | None = None,
     user_id: str | None = None,
     session_name: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    created_after: int | None = None,
+    created_before: int | None = None,
+    updated_after: int | None = None,
+    updated_before: int | None = None,
     limit: int = 20,
     page: int = 1,
     sort_by: str = "created_at",
     sort_order: str = "desc",
 ) -> tuple[Sequence[SessionRow], int]:
-    """One page of sessions (without their runs) and the total count matching the filters."""
+    """One page of sessions (without their runs) and the total count matching the filters.
+
+    ``metadata``: sessions whose metadata contains it (PostgreSQL's ``@>``); the time bounds are
+    inclusive Unix seconds (a session without updated_at has no update time to match).
+    """
+    bounds = {
+        "created_after": created_after,
+        "created_before": created_before,
+        "updated_after": updated_after,
+        "updated_before": updated_before,
+    }
+    params: dict[str, Any] = {name: value for name, value in bounds.items() if value is not None}
     count, page_of = _list_statements(
         m,
         db.dialect.name,
@@ -186,10 +203,11 @@ def list_sessions(
         by_component=component_id is not None,
         by_user=user_id is not None,
         by_name=bool(session_name),
+        by_metadata=metadata is not None,
+        bounds=frozenset(params),
         sort_by=sort_by,
         sort_order=sort_order,
     )
-    params: dict[str, Any] = {}
     if session_type is not None:
         params["session_type"] = session_type
     if component_id is not None:
@@ -198,6 +216,8 @@ def list_sessions(
         params["user_id"] = user_id
     if session_name:
         params["needle"] = session_name.lower() if db.dialect.name == "postgresql" else session_name.casefold()
+    if metadata is not None:
+        params["metadata"] = metadata
     total = db.execute(count, params).scalar() or 0
     rows = db.execute(page_of, {**params, "limit": limit, "offset": (page - 1) * limit}).all()
     return rows, total
@@ -212,6 +232,8 @@ def _list_statements(
     by_component: bool,
     by_user: bool,
     by_name: bool,
+    by_metadata: bool,
+    bounds: frozenset[str],
     sort_by: str,
     sort_order: str,
 ) -> tuple[Select, Select]:
@@ -231,6 +253,12 @@ def _list_statements(
         conditions.append(S.session_type == bindparam("session_type"))
     if by_name:
         conditions.append(_name_contains(dialect, m, bindparam("needle")))
+    if by_metadata:
+        conditions.append(_metadata_contains(dialect, m, bindparam("metadata", type_=m.sessions.c.metadata.type)))
+    times = {"created": S.created_at, "updated": S.updated_at}
+    for bound in bounds:
+        time, side = bound.split("_")
+        conditions.append(times[time] >= bindparam(bound) if side == "after" else times[time] <= bindparam(bound))
     count = select(func.count()).select_from(m.sessions).where(*conditions)
     page_of = select(*_statements(m).session_columns).where(*conditions)
     page_of = _sorted(dialect, page_of, m, sort_by, sort_order).limit(bindparam("limit")).offset(bindparam("offset"))
@@ -253,6 +281,15 @@ def _name_contains(dialect: str, m: Models, needle):
         return func.strpos(func.lower(name), needle) > 0
     # casefold() is registered on every SQLite connection (persistence.database).
     return func.instr(func.casefold(name), needle) > 0
+
+
+def _metadata_contains(dialect: str, m: Models, wanted):
+    """The session's metadata contains ``wanted`` (a JSON object), as PostgreSQL's ``@>`` says."""
+    metadata = m.sessions.c.metadata
+    if dialect == "postgresql":
+        return metadata.op("@>")(wanted)
+    # json_contains() is registered on every SQLite connection (persistence.database).
+    return func.json_contains(metadata, wanted) == 1
 
 
 def _sorted(dialect: str, stmt: Select, m: Models, sort_by: str, sort_order: str) -> Select:
@@ -411,16 +448,19 @@ def create_agno_tables(db: Connection, m: Models) -> list[str]:
 
 def create_own_indexes(db: Connection, m: Models) -> list[str]:
     """Create our own indexes where missing (on tables agno created too). Returns their names."""
-    inspector = inspect(db)
-    present = {
-        index["name"]
-        for table in (m.sessions, m.runs)
-        for index in inspector.get_indexes(table.name, schema=table.schema)
-    }
-    indexes = [index for index in m.own_indexes if index.name not in present]
+    present = index_names(db, m.sessions.name, m.sessions.schema) | index_names(db, m.runs.name, m.runs.schema)
+    indexes = [index for index in m.own_indexes(db.dialect.name) if index.name not in present]
     for index in indexes:
         index.create(db)
     return [index.name for index in indexes]
+
+
+def index_names(db: Connection, table: str, schema: str | None = None) -> set[str]:
+    """The names of a table's indexes (SQLAlchemy does not reflect SQLite's on expressions)."""
+    if db.dialect.name == "sqlite":
+        listed = text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :table AND sql IS NOT NULL")
+        return set(db.execute(listed, {"table": table}).scalars())
+    return {index["name"] for index in inspect(db).get_indexes(table, schema=schema)}
 
 
 def _record_versions(db: Connection, schema: str | None, table_names: list[str]) -> None:

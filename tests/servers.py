@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -36,11 +37,20 @@ def environment_for(database: DatabaseSettings, **variables: str) -> dict[str, s
     return {**os.environ, **schema, **variables}
 
 
-@contextmanager
-def running_server(database: DatabaseSettings, directory: Path, *options: str, **variables: str) -> Iterator[str]:
-    """`agentos-sessions serve` on a free loopback port, up once /health answers; its base URL.
+class Server(NamedTuple):
+    """A started `agentos-sessions serve`: its process, base URL and log file."""
 
-    Its output goes to ``directory``/server-<port>.log, shown when it fails to start."""
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+
+@contextmanager
+def started_server(database: DatabaseSettings, directory: Path, *options: str, **variables: str) -> Iterator[Server]:
+    """`agentos-sessions serve` on a free loopback port, up once /health answers.
+
+    Its output goes to ``directory``/server-<port>.log, shown when it fails to start. At the end
+    it is stopped with SIGTERM, unless the test has already ended it some other way."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = directory / f"server-{port}.log"
@@ -64,9 +74,16 @@ def running_server(database: DatabaseSettings, directory: Path, *options: str, *
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, f"server did not start within 30 s\n{log.read_text()}"
             time.sleep(0.1)
-        yield url
+        yield Server(process, url, log)
     finally:
-        process.terminate()
+        process.terminate()  # nothing, if it has ended
         process.wait(timeout=10)
+
+
+@contextmanager
+def running_server(database: DatabaseSettings, directory: Path, *options: str, **variables: str) -> Iterator[str]:
+    """The base URL of a :func:`started_server`, which must shut down cleanly on SIGTERM."""
+    with started_server(database, directory, *options, **variables) as server:
+        yield server.url
     # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
-    assert process.returncode in (0, -15), log.read_text()[-3000:]
+    assert server.process.returncode in (0, -15), server.log.read_text()[-3000:]

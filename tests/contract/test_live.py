@@ -6,6 +6,7 @@ with JWTs required and user isolation on (fuzzed by openapi.yaml itself, with a 
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -43,27 +44,31 @@ def test_serve_answers_health_docs_and_spec(served):
 
 
 def _schemathesis(*arguments: str) -> subprocess.CompletedProcess:
+    """`schemathesis run` as CI would type it: every setting from schemathesis.toml (found in REPO)."""
     schemathesis = command("schemathesis")
-    return subprocess.run(
-        [schemathesis, "run", *arguments, "--max-examples", "20"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return subprocess.run([schemathesis, "run", *arguments], cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def _ran_everything(output: str) -> None:
+    """Every operation, every phase (the stateful one too), and no failure in any."""
+    assert "Configuration:    " + str(REPO / "schemathesis.toml") in output
+    assert "Tested: 11" in output
+    for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
+        assert re.search(rf"✅ +{phase} \(in ", output), phase
+    assert re.search(r"Test cases:\n  (\d+) generated, \1 passed", output), output[-2000:]
 
 
 def test_schemathesis_cli_against_the_open_server_finds_no_failures(served):
     result = _schemathesis(f"{served}/openapi.json")
     assert result.returncode == 0, result.stdout[-5000:]
-    assert "Tested: 11" in result.stdout
+    _ran_everything(result.stdout)
 
 
 def test_schemathesis_cli_with_a_token_finds_no_failures(served_with_jwt):
     bearer = f"Authorization: Bearer {token('fuzzer', expires_in=3600)}"
     result = _schemathesis("openapi.yaml", "--url", served_with_jwt, "-H", bearer)
     assert result.returncode == 0, result.stdout[-5000:]
-    assert "Tested: 11" in result.stdout
+    _ran_everything(result.stdout)
 
 
 def test_the_open_server_answers_without_credentials_and_the_jwt_server_does_not(served, served_with_jwt):

@@ -452,7 +452,7 @@ def test_agno_delete_is_seen_by_api(seeded, client):
 
 
 # --- 4. DDL: agno's file used as it is; our fresh file is agno's fresh file -------------------
-# Both plus the three indexes of ours and our migrations' version table, and nothing else.
+# Both plus the indexes of ours and our migrations' version table, and nothing else.
 
 OWN_INDEXES = [
     (
@@ -474,6 +474,22 @@ OWN_INDEXES = [
         "agno_sessions",
         "CREATE INDEX idx_agno_sessions_user_id_session_type_created_at_session_id "
         "ON agno_sessions (user_id, session_type, created_at, session_id)",
+    ),
+    *(
+        (
+            "index",
+            f"idx_agno_sessions_{column}_created_at_session_id",
+            "agno_sessions",
+            f"CREATE INDEX idx_agno_sessions_{column}_created_at_session_id "
+            f"ON agno_sessions ({column}, created_at, session_id)",
+        )
+        for column in ("agent_id", "team_id", "workflow_id")
+    ),
+    (
+        "index",
+        "idx_agno_sessions_updated_at_session_id",
+        "agno_sessions",
+        "CREATE INDEX idx_agno_sessions_updated_at_session_id ON agno_sessions (updated_at, session_id)",
     ),
 ]
 

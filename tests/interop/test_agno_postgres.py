@@ -143,7 +143,7 @@ def test_a_schema_agno_made_is_adopted_as_it_is(database, seeded):
 
     assert direct.snapshot() == rows
     after = _layout(database)
-    own = {index.name for index in direct.models.own_indexes}
+    own = {index.name for index in direct.models.own_indexes("postgresql")}
     assert set(after) == set(agnos) | {schema.version_table(direct.models)}
     for table, (columns, indexes, keys) in agnos.items():
         assert (after[table][0], after[table][2]) == (columns, keys), table
@@ -163,7 +163,7 @@ def test_a_schema_we_made_is_agnos_plus_our_indexes(tmp_path, database, client):
 
     ours, agnos = _layout(database), _layout(theirs)
     assert set(ours) == set(agnos) | {schema.version_table(DirectDatabase(database).models)}
-    own = {index.name for index in DirectDatabase(database).models.own_indexes}
+    own = {index.name for index in DirectDatabase(database).models.own_indexes("postgresql")}
     for table, (columns, indexes, keys) in agnos.items():
         assert ours[table][0] == columns, table
         assert ours[table][2] == keys, table

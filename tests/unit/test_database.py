@@ -53,6 +53,15 @@ def test_a_write_begins_immediate_and_a_read_deferred(database):
     assert asyncio.run(database.run(mode)) == "deferred"
 
 
+def test_commits_go_to_the_wal_and_are_synced_to_disk(database):
+    """synchronous=FULL (2): an acknowledged write survives a power cut, not only the process dying."""
+
+    def pragmas(db, _m):
+        return [db.exec_driver_sql(f"PRAGMA {name}").scalar() for name in ("journal_mode", "synchronous")]
+
+    assert asyncio.run(database.run(pragmas)) == ["wal", 2]
+
+
 def test_work_is_committed_or_rolled_back_as_a_whole(database, path):
     def add_then_fail(db, m):
         _add(db, m, "lost")

@@ -255,3 +255,33 @@ def test_the_opening_beyond_the_limit_is_found_outside_strings():
     text = '{"s": "[[[[\\"{{{", "a": [[[1]]]}'
     assert openapi31._opening_beyond(text, 3) == text.index("[[[1") + 2
     assert openapi31._opening_beyond(text, 4) == 0
+
+
+def test_several_request_media_types_are_not_warned_about_on_every_request(caplog):
+    """PATCH takes JSON and merge patches: Connexion would log a warning for each such request."""
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "two", "version": "1"},
+        "paths": {
+            "/echo": {
+                "post": {
+                    "operationId": "tests.unit.test_openapi31.echo",
+                    "requestBody": {
+                        "content": {
+                            "application/json": {"schema": {"type": "object"}},
+                            "application/merge-patch+json": {"schema": {"type": "object"}},
+                        }
+                    },
+                    "responses": {"200": {"description": "the body back"}},
+                }
+            }
+        },
+    }
+    openapi31.enable()
+    app = connexion.AsyncApp(__name__)
+    app.add_api(document, validator_map=openapi31.VALIDATOR_MAP)
+    with caplog.at_level("WARNING"), TestClient(app) as client:
+        for media_type in ("application/json", "application/merge-patch+json"):
+            response = client.post("/echo", content=b'{"a": 1}', headers={"Content-Type": media_type})
+            assert response.status_code == 200, response.text
+    assert [r.getMessage() for r in caplog.records if "content types" in r.getMessage()] == []

@@ -27,13 +27,14 @@ def _layout(direct) -> dict:
     """Tables, their columns and their indexes, as the database reports them."""
     inspector = inspect(direct.engine)
     table_schema = direct.models.sessions.schema
-    return {
-        table: (
-            [column["name"] for column in inspector.get_columns(table, schema=table_schema)],
-            sorted(index["name"] for index in inspector.get_indexes(table, schema=table_schema)),
-        )
-        for table in sorted(inspector.get_table_names(schema=table_schema))
-    }
+    with direct.engine.connect() as db:
+        return {
+            table: (
+                [column["name"] for column in inspector.get_columns(table, schema=table_schema)],
+                sorted(store.index_names(db, table, table_schema)),
+            )
+            for table in sorted(inspector.get_table_names(schema=table_schema))
+        }
 
 
 def test_an_empty_database_gets_every_table_and_the_newest_revision(direct):
@@ -55,7 +56,7 @@ def test_tables_agno_made_are_adopted_with_their_rows(direct):
     """agno's tables (without our indexes), holding a session: only our indexes and the version are added."""
     with direct.engine.begin() as db:
         store.create_agno_tables(db, direct.models)
-        for index in direct.models.own_indexes:
+        for index in direct.models.own_indexes(direct.engine.dialect.name):
             index.drop(db)
         store.insert_new_session(db, direct.models, session_id="s", session_type="agent", created_at=1, updated_at=1)
     rows = direct.snapshot()
@@ -69,7 +70,9 @@ def test_tables_agno_made_are_adopted_with_their_rows(direct):
         assert after[table][0] == columns
         assert set(indexes) <= set(after[table][1])
     added = {name for table in after for name in after[table][1]} - {name for t in agnos for name in agnos[t][1]}
-    assert added == {index.name for index in direct.models.own_indexes} | _version_table_indexes(direct)
+    assert added == {
+        index.name for index in direct.models.own_indexes(direct.engine.dialect.name)
+    } | _version_table_indexes(direct)
 
 
 def _version_table_indexes(direct) -> set[str]:

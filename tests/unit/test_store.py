@@ -213,3 +213,53 @@ def test_merge_patch_gives_rfc_7396s_results(target, patch, result):
     kept_target, kept_patch = copy.deepcopy(target), copy.deepcopy(patch)
     assert store.merge_patch(target, patch) == result
     assert (target, patch) == (kept_target, kept_patch)
+
+
+def _plan(db, m, filters: dict, values: dict) -> str:
+    """The query plan of the page statement store.list_sessions runs for ``filters``."""
+    options = {"session_type": None, "by_component": False, "by_user": False, "by_name": False}
+    options |= {"by_metadata": False, "bounds": frozenset(), "sort_by": "created_at", "sort_order": "desc"}
+    _count, page_of = store._list_statements(m, db.dialect.name, **(options | filters))
+    compiled = page_of.compile(dialect=db.dialect)
+    values = {**values, "limit": 20, "offset": 0}
+    if db.dialect.name == "sqlite":
+        rows = db.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(values[n] for n in compiled.positiontup))
+        return "\n".join(row[-1] for row in rows)
+    db.exec_driver_sql("SET LOCAL enable_seqscan = off")  # tiny test tables: would the index serve?
+    return "\n".join(row[0] for row in db.exec_driver_sql(f"EXPLAIN {compiled}", values))
+
+
+@pytest.mark.parametrize(
+    ("filters", "values", "index"),
+    [
+        (
+            {"session_type": "agent", "by_component": True},
+            {"session_type": "agent", "component_id": "c"},
+            "idx_agno_sessions_agent_id_created_at_session_id",
+        ),
+        (
+            {"session_type": "workflow", "by_component": True, "by_user": True},
+            {"session_type": "workflow", "component_id": "c", "user_id": "u"},
+            "idx_agno_sessions_",  # the user's or the component's: either narrows to few rows
+        ),
+        ({"bounds": frozenset({"created_after"})}, {"created_after": 5}, "idx_agno_sessions_created_at_session_id"),
+        (
+            {"bounds": frozenset({"updated_after", "updated_before"})},
+            {"updated_after": 5, "updated_before": 9},
+            "idx_agno_sessions_updated_at_session_id",
+        ),
+    ],
+)
+def test_the_list_filters_are_served_by_an_index(database, filters, values, index):
+    with database.engine.begin() as db:
+        plan = _plan(db, database.models, filters, values)
+    assert index in plan, plan
+    assert "SCAN agno_sessions\n" not in plan + "\n" and "Seq Scan" not in plan, plan
+
+
+@pytest.mark.pg  # SQLite has no index for JSON containment: it tests the rows the other filters leave
+def test_the_metadata_filter_is_served_by_a_gin_index_on_postgresql(database):
+    with database.engine.begin() as db:
+        assert db.dialect.name == "postgresql", "run with tox -e pg"
+        plan = _plan(db, database.models, {"by_metadata": True}, {"metadata": '{"team": "travel"}'})
+    assert "idx_agno_sessions_metadata_gin" in plan, plan
