@@ -192,6 +192,40 @@ def test_the_database_going_away_is_a_503_and_service_resumes_by_itself(tmp_path
         proxy.close()
 
 
+def test_health_says_which_database_is_away(tmp_path):
+    target = make_url(PG_URL)
+    proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432))
+    direct = fresh_database(tmp_path, "direct")
+    away = fresh_database(tmp_path, "away")
+    through_proxy = DatabaseSettings(
+        target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        db_schema=away.db_schema,
+    )
+    try:
+        with TestClient(create_app(Settings(databases={"direct": direct, "away": through_proxy}))) as client:
+            health = client.get("/health").json()
+            assert {db_id: report["status"] for db_id, report in health["databases"].items()} == {
+                "direct": "ok",
+                "away": "ok",
+            }
+            proxy.cut()
+            started = time.monotonic()
+            response = client.get("/health")
+            assert time.monotonic() - started < 5, "answered within the health check's 2 s, not hung"
+            assert response.status_code == 200
+            body = response.json()
+            assert (body["status"], body["databases"]["away"]) == ("ok", {"status": "unavailable"})
+            assert body["databases"]["direct"]["status"] == "ok"
+            assert body["databases"]["direct"]["latency_ms"] >= 0
+            proxy.restore()
+            deadline = time.monotonic() + 15
+            while client.get("/health").json()["databases"]["away"]["status"] != "ok":
+                assert time.monotonic() < deadline, "the database came back, /health did not say so"
+                time.sleep(0.2)
+    finally:
+        proxy.close()
+
+
 def test_migrations_started_at_once_by_several_processes_do_not_collide(tmp_path):
     """Many processes starting together each migrate first; an advisory lock takes them in turn."""
     database = fresh_database(tmp_path)

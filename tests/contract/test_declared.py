@@ -37,5 +37,6 @@ def test_every_sessions_operation_declares_401_and_403():
             assert {"401", "403"} <= set(operation["responses"]), (method, path)
 
 
-def test_only_health_is_open():
-    assert [(method, path) for path, method, op in _operations() if op.get("security") == []] == [("get", "/health")]
+def test_only_health_and_metrics_are_open():
+    open_operations = [(method, path) for path, method, op in _operations() if op.get("security") == []]
+    assert open_operations == [("get", "/health"), ("get", "/metrics")]
