@@ -30,6 +30,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+import checks
 import jsoncodec
 import openapi31
 import security
@@ -324,6 +325,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="create or upgrade the tables (serve does it too); adopts tables agno made as they are",
     )
     migrate_command.add_argument("--database-url", help="SQLAlchemy URL of the database (as for serve)")
+    check_command = commands.add_parser(
+        "check",
+        help="check that openapi.yaml is valid, that each operation's handler takes its parameters, "
+        "and that the database's tables are what this release expects (changes nothing)",
+    )
+    check_command.add_argument("--database-url", help="SQLAlchemy URL of the database (as for serve)")
+    check_command.add_argument("--spec", type=Path, default=SPEC_PATH, help=f"the contract (default {SPEC_PATH})")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -334,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Set in the environment, where worker processes read their settings too.
         os.environ.pop("AGENTOS_SESSIONS_DATABASES", None)
         os.environ["AGENTOS_SESSIONS_DATABASE_URL"] = args.database_url
+    if args.command == "check":
+        return _check(args.spec)
     try:
         settings = Settings.from_env()
         # Unusable key material or a missing database driver stops us before we listen.
@@ -373,6 +383,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         uvicorn.run(create_app(settings), **options)
     else:
         _serve_workers(args.workers, options)
+    return 0
+
+
+def _check(spec: Path) -> int:
+    """``agentos-sessions check``: print each mismatch; exit 1 if there is any, 2 on bad settings."""
+    try:
+        settings = Settings.from_env()
+        for database in settings.databases.values():
+            check_driver(database)
+        problems = checks.run(spec, settings.databases)
+    except SettingsError as error:
+        print(f"agentos-sessions: {error}", file=sys.stderr)
+        return 2
+    except OperationalError as error:
+        print(f"agentos-sessions: cannot reach the database: {error.orig}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"mismatch: {problem}")
+    if problems:
+        print(f"agentos-sessions check: {len(problems)} mismatch(es)", file=sys.stderr)
+        return 1
+    print(f"agentos-sessions check: {spec}, its handlers and {len(settings.databases)} database(s) agree")
     return 0
 
 

@@ -19,6 +19,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.schema import CreateSchema
 
+from persistence import store
 from persistence.models import Models
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -88,4 +89,23 @@ def mismatches(db: Connection, m: Models) -> list[str]:
         missing = [column.name for column in table.columns if column.name not in present]
         if missing:
             problems.append(f"{table.name} has no column {', '.join(missing)}")
+    return problems
+
+
+def differences(db: Connection, m: Models) -> list[str]:
+    """How the database differs from what this release serves; changes nothing (``check``)."""
+    existing = set(inspect(db).get_table_names(schema=m.sessions.schema))
+    absent = [table.name for table in (m.sessions, m.runs) if table.name not in existing]
+    if absent:
+        return [f"no table {', '.join(absent)} (agentos-sessions migrate creates it)"]
+    problems = mismatches(db, m)
+    revision = current_revision(db, m) if version_table(m) in existing else None
+    if revision != head():
+        problems.append(f"tables at migration {revision or 'none'}, this release's newest is {head()} (run migrate)")
+    present = store.index_names(db, m.sessions.name, m.sessions.schema) | store.index_names(
+        db, m.runs.name, m.runs.schema
+    )
+    missing = sorted(index.name for index in m.own_indexes(db.dialect.name) if index.name not in present)
+    if missing:
+        problems.append(f"no index {', '.join(missing)} (run migrate)")
     return problems
