@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import os
@@ -36,7 +37,14 @@ import openapi31
 import security
 from handlers import errors
 from observability import Metrics, Observe, logging_config
-from persistence.database import Database, DatabaseUnavailable, check_driver, open_database
+from persistence.database import (
+    Database,
+    DatabaseBusy,
+    DatabaseUnavailable,
+    SQLiteDatabase,
+    check_driver,
+    open_database,
+)
 from persistence.schema import SchemaMismatch
 from settings import Settings, SettingsError
 
@@ -344,6 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["AGENTOS_SESSIONS_DATABASE_URL"] = args.database_url
     if args.command == "check":
         return _check(args.spec)
+    if args.command == "serve" and (problem := _listen_problem(args.host, args.port)):
+        print(f"agentos-sessions: {problem}", file=sys.stderr)
+        return 1
     try:
         settings = Settings.from_env()
         # Unusable key material or a missing database driver stops us before we listen.
@@ -356,6 +367,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, SchemaMismatch) as error:
         print(f"agentos-sessions: {error}", file=sys.stderr)
         return 2
+    except DatabaseBusy as error:
+        print(
+            f"agentos-sessions: the database is locked: another process has held its write lock for more "
+            f"than {SQLiteDatabase.LOCK_WAIT_SECONDS:g} s ({error.__cause__}); try again once it is done",
+            file=sys.stderr,
+        )
+        return 1
     except (DatabaseUnavailable, OperationalError, OSError) as error:
         cause = error.__cause__ if isinstance(error, DatabaseUnavailable) else error
         print(f"agentos-sessions: cannot reach the database: {getattr(cause, 'orig', None) or cause}", file=sys.stderr)
@@ -384,6 +402,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         _serve_workers(args.workers, options)
     return 0
+
+
+def _listen_problem(host: str, port: int) -> str | None:
+    """Why ``serve`` could not listen on host:port (None: it can), said before anything starts."""
+    try:
+        with socket.create_server((host, port)):
+            return None
+    except socket.gaierror:
+        return f"cannot listen on {host!r}: no such address (use an IP address of this machine or a host name)"
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            return f"port {port} on {host} is already in use: stop what listens there or choose another --port"
+        if error.errno == errno.EACCES:
+            return f"not allowed to listen on port {port} (below 1024 needs privileges): choose another --port"
+        if error.errno == errno.EADDRNOTAVAIL:
+            return f"cannot listen on {host}: not an address of this machine"
+        return f"cannot listen on {host}:{port}: {error.strerror}"
 
 
 def _check(spec: Path) -> int:

@@ -1,0 +1,61 @@
+"""The agentos-sessions command: its help, and plain answers when it cannot start."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+
+import pytest
+
+import app
+
+
+def test_help_documents_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        app.main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("serve", "migrate", "check"):
+        assert f"    {command} " in out, out
+
+
+def test_a_port_in_use_is_said_before_anything_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        database = tmp_path / "never.db"
+        assert app.main(["serve", "--port", str(port), "--database-url", f"sqlite:///{database}"]) == 1
+    assert capsys.readouterr().err == (
+        f"agentos-sessions: port {port} on 127.0.0.1 is already in use: "
+        "stop what listens there or choose another --port\n"
+    )
+    assert not database.exists()  # nothing was started, not even a migration
+
+
+def test_an_address_of_another_machine_is_said(capsys, monkeypatch):
+    monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
+    assert app.main(["serve", "--host", "192.0.2.1", "--port", "7777"]) == 1
+    assert capsys.readouterr().err == "agentos-sessions: cannot listen on 192.0.2.1: not an address of this machine\n"
+
+
+def test_a_sqlite_file_locked_by_another_process_is_said(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
+    monkeypatch.setattr(app.SQLiteDatabase, "LOCK_WAIT_SECONDS", 0.2)
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        assert app.main(["migrate", "--database-url", f"sqlite:///{path}"]) == 1
+    finally:
+        holder.close()
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "agentos-sessions: the database is locked: another process has held its write lock for more than 0.2 s"
+    ), err
+    assert err.endswith("; try again once it is done\n"), err
+
+
+def test_a_database_url_of_another_kind_is_said(capsys, monkeypatch):
+    monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
+    assert app.main(["migrate", "--database-url", "mysql://root@127.0.0.1/x"]) == 2
+    assert capsys.readouterr().err.startswith("agentos-sessions: Unsupported database 'mysql'")
