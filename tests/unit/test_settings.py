@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from observability import logging_config
 from settings import DatabaseSettings, Settings, SettingsError, agno_db_id
 
 
@@ -67,6 +68,8 @@ def served(monkeypatch):
     monkeypatch.setattr(app, "_serve_workers", lambda workers, options: seen.update(workers=workers, options=options))
     monkeypatch.setattr(app, "create_app", lambda settings: settings)
     monkeypatch.setattr(app, "_migrate_all", _no_migration)
+    # Whether the port is free is tests/unit/test_cli.py's business, not these tests'.
+    monkeypatch.setattr(app, "_listen_problem", lambda host, port: None)
     # The command sets these for its worker processes; monkeypatch puts them back after the test.
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASE_URL", raising=False)
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
@@ -83,7 +86,13 @@ def test_serve_flag_database_url_wins_and_keeps_the_other_variables(served, monk
     assert app.main(["serve", "--port", "8001", "--database-url", "sqlite:///flag.db"]) == 0
     assert dict(served["app"].databases) == {"main": DatabaseSettings("sqlite:///flag.db")}
     assert served["app"].validate_responses is False
-    assert served["options"] == {"host": "127.0.0.1", "port": 8001, "loop": "asyncio", "access_log": True}
+    assert served["options"] == {
+        "host": "127.0.0.1",
+        "port": 8001,
+        "loop": "asyncio",
+        "access_log": False,  # uvicorn's: ours is on, in the logging configuration
+        "log_config": logging_config(access_log_enabled=True),
+    }
 
 
 def test_serve_with_workers_lets_each_process_build_the_app_from_the_environment(served, monkeypatch):
@@ -92,7 +101,13 @@ def test_serve_with_workers_lets_each_process_build_the_app_from_the_environment
     monkeypatch.setenv("AGENTOS_SESSIONS_DATABASES", '{"x": "sqlite:///x.db"}')
     assert app.main(["serve", "--workers", "3", "--database-url", "sqlite:///w.db", "--no-access-log"]) == 0
     assert served["workers"] == 3
-    assert served["options"] == {"host": "127.0.0.1", "port": 7777, "loop": "asyncio", "access_log": False}
+    assert served["options"] == {
+        "host": "127.0.0.1",
+        "port": 7777,
+        "loop": "asyncio",
+        "access_log": False,
+        "log_config": logging_config(access_log_enabled=False),
+    }
     assert os.environ["AGENTOS_SESSIONS_DATABASE_URL"] == "sqlite:///w.db"
     assert "AGENTOS_SESSIONS_DATABASES" not in os.environ
 
