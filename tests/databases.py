@@ -32,8 +32,11 @@ def drop_test_schemas() -> None:
     if url.get_driver_name() != "psycopg":
         url = url.set(drivername="postgresql+psycopg")
     engine = create_engine(url)
-    with engine.begin() as connection:
+    # One transaction per schema: dropping hundreds in one holds a lock on every object of each,
+    # more than PostgreSQL's lock table has room for (out of shared memory).
+    with engine.connect() as connection:
         for schema in _schemas:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            with connection.begin():
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
     _schemas.clear()
