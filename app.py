@@ -19,10 +19,17 @@ import sys
 import sysconfig
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import connexion
+# Connexion 3.3 imports starlette.testclient (for its app.test_client()) when it is imported, and
+# Starlette 1.x warns there that the client runs on httpx. Nothing here uses that client; unfiltered,
+# the warning would open the output of every agentos-sessions command.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    import connexion
+
 from connexion.exceptions import ProblemException, UnsupportedMediaTypeProblem
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import MiddlewarePosition

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import subprocess
 
 import pytest
 
 import app
+from tests.servers import command
 
 
 def test_help_documents_every_command(capsys):
@@ -17,6 +19,13 @@ def test_help_documents_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("serve", "migrate", "check"):
         assert f"    {command} " in out, out
+
+
+def test_the_installed_command_says_nothing_but_its_help():
+    """Run as people run it: no warning from a library (Starlette's about httpx) before the help."""
+    result = subprocess.run([command("agentos-sessions"), "--help"], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("usage: agentos-sessions ")
 
 
 def test_a_port_in_use_is_said_before_anything_starts(tmp_path, capsys, monkeypatch):
