@@ -299,9 +299,13 @@ async def migrate(databases: Iterable[Database]) -> None:
 
 
 def _open_databases(settings: Settings) -> dict[str, Database]:
-    """Every configured database by its db_id, pools sized as configured (none connected yet)."""
-    pool = {"pool_size": settings.pool_size, "max_overflow": settings.max_overflow}
-    return {db_id: open_database(db_id, config, **pool) for db_id, config in settings.databases.items()}
+    """Every configured database by its db_id, pools and deadline as configured (none connected yet)."""
+    options = {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "timeout": settings.database_timeout,
+    }
+    return {db_id: open_database(db_id, config, **options) for db_id, config in settings.databases.items()}
 
 
 async def _migrate_all(settings: Settings) -> None:

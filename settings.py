@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import uuid
@@ -107,6 +108,9 @@ class Settings:
     # PostgreSQL connections each server process keeps, and may open beyond them under load.
     pool_size: int = 5
     max_overflow: int = 10
+    # Seconds one unit of work may take on a database server (PostgreSQL) before the request is
+    # answered 503: a server that stops answering must not hold requests for ever.
+    database_timeout: float = 10.0
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def __post_init__(self) -> None:
@@ -114,6 +118,8 @@ class Settings:
             raise SettingsError("At least one database must be configured")
         if self.max_body_bytes < 1:
             raise SettingsError("The request body limit must be at least 1 byte")
+        if not self.database_timeout > 0:
+            raise SettingsError("The database timeout must be a positive number of seconds")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +130,7 @@ class Settings:
             "max_body_bytes": _positive_int(env, "AGENTOS_SESSIONS_MAX_BODY_BYTES", default=1_048_576),
             "pool_size": _positive_int(env, "AGENTOS_SESSIONS_POOL_SIZE", default=5),
             "max_overflow": _whole_number(env, "AGENTOS_SESSIONS_MAX_OVERFLOW", default=10),
+            "database_timeout": _seconds(env, "AGENTOS_SESSIONS_DATABASE_TIMEOUT", default=10.0),
             "security": SecuritySettings.from_env(env),
         }
         raw = env.get("AGENTOS_SESSIONS_DATABASES")
@@ -158,6 +165,19 @@ def _positive_int(env: Mapping[str, str], name: str, *, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise SettingsError(f"{name} must be a positive whole number, not {value!r}")
     return int(value)
+
+
+def _seconds(env: Mapping[str, str], name: str, *, default: float) -> float:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise SettingsError(f"{name} must be a positive number of seconds, not {value!r}")
+    return seconds
 
 
 def _list(value: str) -> tuple[str, ...]:

@@ -11,7 +11,8 @@ committed when it returns and rolled back if it raises. How it runs depends on t
   handler, which would sleep on the event loop.
 * A database behind a network (PostgreSQL) goes through SQLAlchemy's asyncio engine: the same
   work function runs in ``AsyncConnection.run_sync``, where each statement awaits the driver, so
-  the event loop is never blocked on the network.
+  the event loop is never blocked on the network; and each unit of work has a deadline, so a
+  server that stops answering costs a request a 503, not an answer that never comes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import jsoncodec
@@ -134,8 +136,20 @@ class AsyncDriverDatabase(Database):
     # Seconds to wait for a connection to the server before answering 503.
     CONNECT_TIMEOUT = 5
 
-    def __init__(self, db_id: str, settings: DatabaseSettings, url: URL, *, pool_size=5, max_overflow=10) -> None:
+    def __init__(
+        self,
+        db_id: str,
+        settings: DatabaseSettings,
+        url: URL,
+        *,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        timeout: float | None = None,
+    ) -> None:
         super().__init__(db_id, settings, table_schema(settings))
+        # Seconds a unit of work may take, from waiting for a pooled connection to the commit.
+        self.timeout = timeout
+        self._abandoned: set[asyncio.Task] = set()
         self.engine: AsyncEngine = create_async_engine(
             url,
             pool_size=pool_size,
@@ -152,13 +166,48 @@ class AsyncDriverDatabase(Database):
         return self.engine.dialect.name
 
     async def run(self, work: Work[P, T], /, *args: P.args, write: bool = False, **kwargs: P.kwargs) -> T:
+        if self.timeout is None:
+            return await self._transaction(work, *args, **kwargs)
+        # A server that stops answering (frozen, or a network that drops packets) leaves a
+        # statement waiting for as long as the socket stays open, pooled connections' pre-ping
+        # included; the request would never be answered. So the unit of work has a deadline.
+        unit = asyncio.ensure_future(self._transaction(work, *args, **kwargs))
+        try:
+            done, _ = await asyncio.wait({unit}, timeout=self.timeout)
+        except asyncio.CancelledError:
+            self._abandon(unit)
+            raise
+        if not done:
+            self._abandon(unit)
+            raise DatabaseUnreachable(f"database {self.id!r} did not answer within {self.timeout:g} s")
+        return unit.result()
+
+    async def migrate(self) -> tuple[str | None, str]:
+        # No deadline: a migration may build an index over a large table.
+        return await self._transaction(schema.upgrade)
+
+    async def _transaction(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             async with self.engine.begin() as db:
                 return await db.run_sync(work, self.models, *args, **kwargs)
-        except (OperationalError, InterfaceError) as error:
-            # Connection refused or lost, server shutting down, a serialization failure: nothing
-            # was committed, and the same request may succeed a moment later.
-            raise DatabaseUnreachable(f"database {self.id!r}: {error.orig or error}") from error
+        except (OperationalError, InterfaceError, PoolTimeout) as error:
+            # Connection refused or lost, server shutting down, a serialization failure, every
+            # pooled connection busy for too long: the same request may succeed a moment later.
+            raise DatabaseUnreachable(f"database {self.id!r}: {getattr(error, 'orig', None) or error}") from error
+
+    def _abandon(self, unit: asyncio.Task) -> None:
+        """Cancel a unit of work without waiting for it: psycopg first asks the server to cancel
+        the statement and, if that goes unanswered too, closes the connection, which takes longer
+        than the deadline. The task is kept until it ends, and its outcome read, so that neither
+        the garbage collector nor asyncio's "exception was never retrieved" see it."""
+        unit.cancel()
+        self._abandoned.add(unit)
+        unit.add_done_callback(self._forget)
+
+    def _forget(self, unit: asyncio.Task) -> None:
+        self._abandoned.discard(unit)
+        if not unit.cancelled():
+            unit.exception()
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -188,17 +237,18 @@ def table_schema(settings: DatabaseSettings) -> str | None:
     return settings.db_schema or DEFAULT_PG_SCHEMA
 
 
-def open_database(db_id: str, settings: DatabaseSettings, **pool: int) -> Database:
+def open_database(db_id: str, settings: DatabaseSettings, **options: Any) -> Database:
     """The database for one configuration; connects lazily, on its first unit of work.
 
-    ``pool`` (``pool_size``, ``max_overflow``) sizes the connection pool of a server database."""
+    ``options`` apply to a database server: ``pool_size`` and ``max_overflow`` size its connection
+    pool, ``timeout`` (seconds) bounds each unit of work."""
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
         return SQLiteDatabase(db_id, settings, url)
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
         # psycopg 3 is the driver with an asyncio interface; a bare postgresql:// URL means it too.
         url = url.set(drivername="postgresql+psycopg")
-    return AsyncDriverDatabase(db_id, settings, url, **pool)
+    return AsyncDriverDatabase(db_id, settings, url, **options)
 
 
 def sqlite_engine(url: str | URL, **options: Any) -> Engine:

@@ -8,7 +8,8 @@ import threading
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to ``target``; :meth:`cut` refuses and drops every connection."""
+    """Forwards 127.0.0.1:<port> to ``target``; :meth:`cut` refuses and drops every connection,
+    :meth:`stall` keeps them open and answers nothing (a server that hangs)."""
 
     def __init__(self, target: tuple[str, int]):
         self.target = target
@@ -16,9 +17,18 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
         self.restore()
 
+    def stall(self) -> None:
+        """Keep accepting and reading, forward nothing: every request, and every new connection's
+        handshake, waits for an answer that does not come (until :meth:`restore` or :meth:`cut`)."""
+        self._flowing.clear()
+
     def restore(self) -> None:
+        self._flowing.set()
+        if self._listener is not None:
+            return  # stalled, not cut: the listener still accepts
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -35,6 +45,7 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
+        self._flowing.set()  # a stalled pump wakes, finds its sockets closed and ends
         with self._lock:
             sockets, self._open = self._open, set()
         for sock in sockets:
@@ -63,6 +74,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while chunk := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(chunk)
         except OSError:
             pass

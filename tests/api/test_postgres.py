@@ -194,6 +194,62 @@ def test_the_database_going_away_is_a_503_and_service_resumes_by_itself(tmp_path
         proxy.close()
 
 
+def test_a_database_that_stops_answering_costs_each_request_its_deadline_not_for_ever(tmp_path):
+    """Connections stay open but nothing comes back (a frozen server, a network dropping packets):
+    each request is answered 503 at the deadline, /health within its own 2 s, and service resumes
+    when the server answers again. Without a deadline the first request waited for ever."""
+    target = make_url(PG_URL)
+    proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432))
+    database = fresh_database(tmp_path)
+    through_proxy = DatabaseSettings(
+        target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        db_schema=database.db_schema,
+    )
+    deadline = 2.0
+    try:
+        with TestClient(create_app(Settings(databases={"main": through_proxy}, database_timeout=deadline))) as client:
+            assert client.post("/sessions", json={"session_id": "before"}).status_code == 201
+
+            proxy.stall()
+            # The pooled connection first (its pre-ping hangs), then new connections (their
+            # handshake hangs), a write among them.
+            for method, path in (
+                ("GET", "/sessions/before"),
+                ("GET", "/sessions"),
+                ("POST", "/sessions"),
+                ("GET", "/sessions/before"),
+            ):
+                started = time.monotonic()
+                response = client.request(method, path, json={} if method == "POST" else None)
+                waited = time.monotonic() - started
+                assert (response.status_code, response.json()) == (
+                    503,
+                    {"detail": "The database is unavailable; try again shortly"},
+                ), (method, path)
+                assert deadline <= waited < deadline + 1.5, (method, path, waited)
+            started = time.monotonic()
+            health = client.get("/health")
+            assert time.monotonic() - started < 3.5, "answered at the health check's own 2 s"
+            assert health.json()["databases"] == {"main": {"status": "unavailable"}}
+
+            proxy.restore()
+            wait_until = time.monotonic() + 15
+            while (response := client.get("/sessions/before")).status_code != 200:
+                assert response.status_code == 503
+                assert time.monotonic() < wait_until, "service did not resume"
+                time.sleep(0.2)
+            assert client.post("/sessions", json={"session_id": "after"}).status_code == 201
+    finally:
+        proxy.close()
+    direct = DirectDatabase(database)
+    with direct.engine.connect() as db:
+        stored = {row.session_id for row in db.execute(direct.models.sessions.select())}
+    direct.dispose()
+    # The POST made while the server hung never reached it: the proxy held its bytes, then the
+    # connection was closed; nothing but the two acknowledged sessions is stored.
+    assert stored == {"before", "after"}
+
+
 def test_health_says_which_database_is_away(tmp_path):
     target = make_url(PG_URL)
     proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432))

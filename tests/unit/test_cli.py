@@ -17,8 +17,8 @@ def test_help_documents_every_command(capsys):
         app.main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for command in ("serve", "migrate", "check"):
-        assert f"    {command} " in out, out
+    for name in ("serve", "migrate", "check"):
+        assert f"    {name} " in out, out
 
 
 def test_the_installed_command_says_nothing_but_its_help():

@@ -218,3 +218,16 @@ def test_pool_settings_from_the_environment():
     assert (Settings.from_env({}).pool_size, Settings.from_env({}).max_overflow) == (5, 10)
     with pytest.raises(SettingsError, match="AGENTOS_SESSIONS_POOL_SIZE must be a positive whole number"):
         Settings.from_env({"AGENTOS_SESSIONS_POOL_SIZE": "0"})
+
+
+def test_database_timeout_from_the_environment():
+    assert Settings.from_env({}).database_timeout == 10.0
+    assert Settings.from_env({"AGENTOS_SESSIONS_DATABASE_TIMEOUT": "2.5"}).database_timeout == 2.5
+    for wrong in ("0", "-1", "ten", "nan", "inf"):
+        with pytest.raises(
+            SettingsError,
+            match=f"AGENTOS_SESSIONS_DATABASE_TIMEOUT must be a positive number of seconds, not '{wrong}'",
+        ):
+            Settings.from_env({"AGENTOS_SESSIONS_DATABASE_TIMEOUT": wrong})
+    with pytest.raises(SettingsError, match="The database timeout must be a positive number of seconds"):
+        Settings(database_timeout=0)
