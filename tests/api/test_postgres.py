@@ -226,10 +226,11 @@ def test_a_database_that_stops_answering_costs_each_request_its_deadline_not_for
                     503,
                     {"detail": "The database is unavailable; try again shortly"},
                 ), (method, path)
-                assert deadline <= waited < deadline + 1.5, (method, path, waited)
+                # At the deadline, give or take a loaded machine; without one, never.
+                assert deadline <= waited < deadline + 3, (method, path, waited)
             started = time.monotonic()
             health = client.get("/health")
-            assert time.monotonic() - started < 3.5, "answered at the health check's own 2 s"
+            assert time.monotonic() - started < 5, "answered at the health check's own 2 s, not hung"
             assert health.json()["databases"] == {"main": {"status": "unavailable"}}
 
             proxy.restore()
