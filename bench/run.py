@@ -7,8 +7,10 @@ that all see the same machine. Per operation it reports requests/s, p50, p99, er
 RSS as medians over the rounds, and the ratio to AgentOS; results go to bench/results/ as JSON
 and a PNG chart. Servers (--servers): `agentos` (AgentOS 3.1.10 with SqliteDb), `ours` (the
 production configuration: response validation on), `ours-unvalidated` (response validation
-off) and `ours-jwt` (as `ours`, with JWTs required: HS256, every request carrying a token with
-the three sessions scopes). --run-scale 1,8 repeats everything with runs 1x and 8x as large.
+off), `ours-jwt` (as `ours`, with JWTs required: HS256, every request carrying a token with
+the three sessions scopes) and `ours-logged` (as `ours`, writing its JSON access line per request
+to a file, as `serve` does by default; the others log no requests, AgentOS included).
+--run-scale 1,8 repeats everything with runs 1x and 8x as large.
 Loopback only; every wrk run stops after --duration seconds.
 """
 
@@ -31,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OPERATIONS = ("create", "get", "list", "list_filtered", "runs", "patch", "delete")
-SERVERS = ("agentos", "ours", "ours-unvalidated", "ours-jwt")
+SERVERS = ("agentos", "ours", "ours-unvalidated", "ours-jwt", "ours-logged")
 # ours-jwt's signing secret, made for each run.
 JWT_SECRET = secrets.token_urlsafe(48)
 AGENTOS_REQUIREMENTS = [
@@ -142,7 +144,7 @@ def _start(name: str, db_file: Path, agentos_python: Path, workers: int) -> dict
             f"sqlite:///{db_file}",
             "--workers",
             str(workers),
-            "--no-access-log",
+            *(() if name == "ours-logged" else ("--no-access-log",)),
         ]
         env = {
             **os.environ,
@@ -310,8 +312,15 @@ LABELS = {
     "ours": "agentos-sessions",
     "ours-unvalidated": "agentos-sessions, unvalidated",
     "ours-jwt": "agentos-sessions, JWT",
+    "ours-logged": "agentos-sessions, access log",
 }
-COLORS = {"agentos": "#9aa5b1", "ours": "#2f6fb0", "ours-unvalidated": "#8fb8e0", "ours-jwt": "#1d3f66"}
+COLORS = {
+    "agentos": "#9aa5b1",
+    "ours": "#2f6fb0",
+    "ours-unvalidated": "#8fb8e0",
+    "ours-jwt": "#1d3f66",
+    "ours-logged": "#4f9a8a",
+}
 
 
 def _chart(report: dict, path: Path) -> None:
