@@ -159,130 +159,115 @@ async def _drive(servers: list[str]) -> dict:
 
 # --- the database going away -----------------------------------------------------------------
 
+UNAVAILABLE = (503, {"detail": "The database is unavailable; try again shortly"})
 
-def test_the_database_going_away_is_a_503_and_service_resumes_by_itself(tmp_path):
+
+@pytest.fixture
+def proxy():
+    """A TCP proxy in front of the test server, to cut or stall."""
     target = make_url(PG_URL)
     proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432))
-    database = fresh_database(tmp_path)
-    through_proxy = DatabaseSettings(
-        target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-        db_schema=database.db_schema,
-    )
-    try:
-        with TestClient(create_app(Settings(databases={"main": through_proxy}))) as client:
-            assert client.post("/sessions", json={"session_id": "before"}).status_code == 201
-
-            proxy.cut()
-            for method, path in (("GET", "/sessions/before"), ("POST", "/sessions"), ("GET", "/sessions")):
-                started = time.monotonic()
-                response = client.request(method, path, json={} if method == "POST" else None)
-                assert time.monotonic() - started < 10, "answered, not hung"
-                assert (response.status_code, response.json()) == (
-                    503,
-                    {"detail": "The database is unavailable; try again shortly"},
-                )
-                assert response.headers["retry-after"] == "1"
-
-            proxy.restore()
-            deadline = time.monotonic() + 15
-            while (response := client.get("/sessions/before")).status_code != 200:
-                assert response.status_code == 503
-                assert time.monotonic() < deadline, "service did not resume"
-                time.sleep(0.2)
-            assert client.post("/sessions", json={"session_id": "after"}).status_code == 201
-    finally:
-        proxy.close()
+    yield proxy
+    proxy.close()
 
 
-def test_a_database_that_stops_answering_costs_each_request_its_deadline_not_for_ever(tmp_path):
+def _behind(proxy: TcpProxy, database: DatabaseSettings) -> DatabaseSettings:
+    """``database``, reached through ``proxy``."""
+    url = make_url(database.url).set(host="127.0.0.1", port=proxy.port)
+    return DatabaseSettings(url.render_as_string(hide_password=False), db_schema=database.db_schema)
+
+
+def _service_resumes(client: TestClient) -> None:
+    """Once the server answers again, so do requests, within seconds and with nothing restarted."""
+    wait_until = time.monotonic() + 15
+    while (response := client.get("/sessions/before")).status_code != 200:
+        assert response.status_code == 503
+        assert time.monotonic() < wait_until, "service did not resume"
+        time.sleep(0.2)
+    assert client.post("/sessions", json={"session_id": "after"}).status_code == 201
+
+
+def test_the_database_going_away_is_a_503_and_service_resumes_by_itself(tmp_path, proxy):
+    database = _behind(proxy, fresh_database(tmp_path))
+    with TestClient(create_app(Settings(databases={"main": database}))) as client:
+        assert client.post("/sessions", json={"session_id": "before"}).status_code == 201
+
+        proxy.cut()
+        for method, path in (("GET", "/sessions/before"), ("POST", "/sessions"), ("GET", "/sessions")):
+            started = time.monotonic()
+            response = client.request(method, path, json={} if method == "POST" else None)
+            assert time.monotonic() - started < 10, "answered, not hung"
+            assert (response.status_code, response.json()) == UNAVAILABLE
+            assert response.headers["retry-after"] == "1"
+
+        proxy.restore()
+        _service_resumes(client)
+
+
+def test_a_database_that_stops_answering_costs_each_request_its_deadline_not_for_ever(tmp_path, proxy):
     """Connections stay open but nothing comes back (a frozen server, a network dropping packets):
     each request is answered 503 at the deadline, /health within its own 2 s, and service resumes
     when the server answers again. Without a deadline the first request waited for ever."""
-    target = make_url(PG_URL)
-    proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432))
     database = fresh_database(tmp_path)
-    through_proxy = DatabaseSettings(
-        target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-        db_schema=database.db_schema,
-    )
     deadline = 2.0
-    try:
-        with TestClient(create_app(Settings(databases={"main": through_proxy}, database_timeout=deadline))) as client:
-            assert client.post("/sessions", json={"session_id": "before"}).status_code == 201
+    settings = Settings(databases={"main": _behind(proxy, database)}, database_timeout=deadline)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/sessions", json={"session_id": "before"}).status_code == 201
 
-            proxy.stall()
-            # The pooled connection first (its pre-ping hangs), then new connections (their
-            # handshake hangs), a write among them.
-            for method, path in (
-                ("GET", "/sessions/before"),
-                ("GET", "/sessions"),
-                ("POST", "/sessions"),
-                ("GET", "/sessions/before"),
-            ):
-                started = time.monotonic()
-                response = client.request(method, path, json={} if method == "POST" else None)
-                waited = time.monotonic() - started
-                assert (response.status_code, response.json()) == (
-                    503,
-                    {"detail": "The database is unavailable; try again shortly"},
-                ), (method, path)
-                # At the deadline, give or take a loaded machine; without one, never.
-                assert deadline <= waited < deadline + 3, (method, path, waited)
+        proxy.stall()
+        # The pooled connection first (its pre-ping hangs), then new connections (their
+        # handshake hangs), a write among them.
+        for method, path in (
+            ("GET", "/sessions/before"),
+            ("GET", "/sessions"),
+            ("POST", "/sessions"),
+            ("GET", "/sessions/before"),
+        ):
             started = time.monotonic()
-            health = client.get("/health")
-            assert time.monotonic() - started < 5, "answered at the health check's own 2 s, not hung"
-            assert health.json()["databases"] == {"main": {"status": "unavailable"}}
+            response = client.request(method, path, json={} if method == "POST" else None)
+            waited = time.monotonic() - started
+            assert (response.status_code, response.json()) == UNAVAILABLE, (method, path)
+            assert response.headers["retry-after"] == "1"
+            # At the deadline, give or take a loaded machine; without one, never.
+            assert deadline <= waited < deadline + 3, (method, path, waited)
+        started = time.monotonic()
+        health = client.get("/health")
+        assert time.monotonic() - started < 5, "answered at the health check's own 2 s, not hung"
+        assert health.json()["databases"] == {"main": {"status": "unavailable"}}
 
-            proxy.restore()
-            wait_until = time.monotonic() + 15
-            while (response := client.get("/sessions/before")).status_code != 200:
-                assert response.status_code == 503
-                assert time.monotonic() < wait_until, "service did not resume"
-                time.sleep(0.2)
-            assert client.post("/sessions", json={"session_id": "after"}).status_code == 201
-    finally:
-        proxy.close()
+        proxy.restore()
+        _service_resumes(client)
     direct = DirectDatabase(database)
     with direct.engine.connect() as db:
         stored = {row.session_id for row in db.execute(direct.models.sessions.select())}
     direct.dispose()
-    # The POST made while the server hung never reached it: the proxy held its bytes, then the
-    # connection was closed; nothing but the two acknowledged sessions is stored.
+    # The POST made while the server hung never reached it (its connection's handshake was held,
+    # then the connection closed): nothing but the two acknowledged sessions is stored.
     assert stored == {"before", "after"}
 
 
-def test_health_says_which_database_is_away(tmp_path):
-    target = make_url(PG_URL)
-    proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432))
-    direct = fresh_database(tmp_path, "direct")
-    away = fresh_database(tmp_path, "away")
-    through_proxy = DatabaseSettings(
-        target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
-        db_schema=away.db_schema,
-    )
-    try:
-        with TestClient(create_app(Settings(databases={"direct": direct, "away": through_proxy}))) as client:
-            health = client.get("/health").json()
-            assert {db_id: report["status"] for db_id, report in health["databases"].items()} == {
-                "direct": "ok",
-                "away": "ok",
-            }
-            proxy.cut()
-            started = time.monotonic()
-            response = client.get("/health")
-            assert time.monotonic() - started < 5, "answered within the health check's 2 s, not hung"
-            assert response.status_code == 200
-            body = response.json()
-            assert (body["status"], body["databases"]["away"]) == ("ok", {"status": "unavailable"})
-            assert body["databases"]["direct"]["status"] == "ok"
-            assert body["databases"]["direct"]["latency_ms"] >= 0
-            proxy.restore()
-            deadline = time.monotonic() + 15
-            while client.get("/health").json()["databases"]["away"]["status"] != "ok":
-                assert time.monotonic() < deadline, "the database came back, /health did not say so"
-                time.sleep(0.2)
-    finally:
-        proxy.close()
+def test_health_says_which_database_is_away(tmp_path, proxy):
+    databases = {"direct": fresh_database(tmp_path, "direct"), "away": _behind(proxy, fresh_database(tmp_path, "away"))}
+    with TestClient(create_app(Settings(databases=databases))) as client:
+        health = client.get("/health").json()
+        assert {db_id: report["status"] for db_id, report in health["databases"].items()} == {
+            "direct": "ok",
+            "away": "ok",
+        }
+        proxy.cut()
+        started = time.monotonic()
+        response = client.get("/health")
+        assert time.monotonic() - started < 5, "answered within the health check's 2 s, not hung"
+        assert response.status_code == 200
+        body = response.json()
+        assert (body["status"], body["databases"]["away"]) == ("ok", {"status": "unavailable"})
+        assert body["databases"]["direct"]["status"] == "ok"
+        assert body["databases"]["direct"]["latency_ms"] >= 0
+        proxy.restore()
+        wait_until = time.monotonic() + 15
+        while client.get("/health").json()["databases"]["away"]["status"] != "ok":
+            assert time.monotonic() < wait_until, "the database came back, /health did not say so"
+            time.sleep(0.2)
 
 
 def test_migrations_started_at_once_by_several_processes_do_not_collide(tmp_path):
