@@ -43,7 +43,7 @@ import jsoncodec
 import openapi31
 import security
 from handlers import errors
-from observability import Metrics, Observe, logging_config
+from observability import LOG_FORMAT, AlembicContextLines, Metrics, Observe, logging_config
 from persistence.database import (
     Database,
     DatabaseBusy,
@@ -353,7 +353,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_command.add_argument("--spec", type=Path, default=SPEC_PATH, help=f"the contract (default {SPEC_PATH})")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Before serve hands uvicorn its own configuration (observability.logging_config): text on
+    # stderr, without Alembic's set-up lines. A no-op where logging is already set up (tests).
+    text = logging.StreamHandler()
+    text.addFilter(AlembicContextLines())
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=[text])
     if args.command == "serve" and args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.database_url:

@@ -105,6 +105,22 @@ def _access_line(scope, operation: str, status: int, elapsed: float) -> str:
     return orjson.dumps(line).decode()
 
 
+# Server messages (not access lines): one line of text each, on stderr.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class AlembicContextLines(logging.Filter):
+    """Drops the two lines Alembic logs whenever it opens a migration context ("Context impl
+    SQLiteImpl.", "Will assume non-transactional DDL.": six pairs each time the server starts);
+    the lines that say which migration runs pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name == "alembic.runtime.migration"
+            and record.getMessage().startswith(("Context impl ", "Will assume "))
+        )
+
+
 def logging_config(*, access_log_enabled: bool) -> dict:
     """``logging.config.dictConfig`` for the server (passed to uvicorn, so that every worker
     process applies it): messages as text on stderr, access log lines as bare JSON on stdout."""
@@ -112,11 +128,17 @@ def logging_config(*, access_log_enabled: bool) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+            "text": {"format": LOG_FORMAT},
             "json_line": {"format": "%(message)s"},
         },
+        "filters": {"alembic_context": {"()": AlembicContextLines}},
         "handlers": {
-            "text": {"class": "logging.StreamHandler", "formatter": "text", "stream": "ext://sys.stderr"},
+            "text": {
+                "class": "logging.StreamHandler",
+                "formatter": "text",
+                "stream": "ext://sys.stderr",
+                "filters": ["alembic_context"],
+            },
             "access": {"class": "logging.StreamHandler", "formatter": "json_line", "stream": "ext://sys.stdout"},
         },
         "root": {"level": "INFO", "handlers": ["text"]},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import subprocess
@@ -9,6 +10,7 @@ import subprocess
 import pytest
 
 import app
+from persistence import schema
 from tests.servers import command
 
 
@@ -68,3 +70,23 @@ def test_a_database_url_of_another_kind_is_said(capsys, monkeypatch):
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
     assert app.main(["migrate", "--database-url", "mysql://root@127.0.0.1/x"]) == 2
     assert capsys.readouterr().err.startswith("agentos-sessions: Unsupported database 'mysql'")
+
+
+def test_migrate_says_which_migrations_ran_and_nothing_else(tmp_path):
+    """Alembic's lines about its own set-up (dialect, DDL mode), six per start, are left out."""
+    result = subprocess.run(
+        [command("agentos-sessions"), "migrate", "--database-url", f"sqlite:///{tmp_path / 'a.db'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "AGENTOS_SESSIONS_DB_ID": "main"},
+    )
+    assert result.returncode == 0, result.stderr
+    # "<date> <time> INFO <logger>: <message>", the message up to its first comma
+    said = [line.split(" ", 3)[3].split(",")[0] for line in result.stderr.splitlines()]
+    assert said == [
+        "alembic.runtime.migration: Running upgrade  -> 0001",
+        "alembic.runtime.migration: Running upgrade 0001 -> 0002",
+        "alembic.runtime.migration: Running upgrade 0002 -> 0003",
+        f"agentos_sessions: Database 'main': tables migrated from nothing to {schema.head()}",
+    ]
