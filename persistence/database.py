@@ -49,7 +49,9 @@ class DatabaseBusy(DatabaseUnavailable):
 
 
 class DatabaseUnreachable(DatabaseUnavailable):
-    """The database server could not be reached, or dropped the connection (the transaction is lost)."""
+    """The database server could not be reached, dropped the connection, or did not answer within
+    the deadline. The transaction is lost, unless the connection went at the moment of its COMMIT:
+    like any client of a network database, the server cannot know whether that one was applied."""
 
 
 class Database:
