@@ -102,10 +102,7 @@ def differences(db: Connection, m: Models) -> list[str]:
     revision = current_revision(db, m) if version_table(m) in existing else None
     if revision != head():
         problems.append(f"tables at migration {revision or 'none'}, this release's newest is {head()} (run migrate)")
-    present = store.index_names(db, m.sessions.name, m.sessions.schema) | store.index_names(
-        db, m.runs.name, m.runs.schema
-    )
-    missing = sorted(index.name for index in m.own_indexes(db.dialect.name) if index.name not in present)
+    missing = sorted(index.name for index in store.missing_own_indexes(db, m))
     if missing:
         problems.append(f"no index {', '.join(missing)} (run migrate)")
     return problems

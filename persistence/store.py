@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Index,
     Row,
     Select,
     String,
@@ -453,11 +454,16 @@ def create_agno_tables(db: Connection, m: Models) -> list[str]:
 
 def create_own_indexes(db: Connection, m: Models) -> list[str]:
     """Create our own indexes where missing (on tables agno created too). Returns their names."""
-    present = index_names(db, m.sessions.name, m.sessions.schema) | index_names(db, m.runs.name, m.runs.schema)
-    indexes = [index for index in m.own_indexes(db.dialect.name) if index.name not in present]
+    indexes = missing_own_indexes(db, m)
     for index in indexes:
         index.create(db)
     return [index.name for index in indexes]
+
+
+def missing_own_indexes(db: Connection, m: Models) -> list[Index]:
+    """Our indexes (those of this database's dialect) that the two tables do not have."""
+    present = index_names(db, m.sessions.name, m.sessions.schema) | index_names(db, m.runs.name, m.runs.schema)
+    return [index for index in m.own_indexes(db.dialect.name) if index.name not in present]
 
 
 def index_names(db: Connection, table: str, schema: str | None = None) -> set[str]:
