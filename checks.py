@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, make_url
 
 import openapi31
 from persistence import schema
-from persistence.database import table_schema
+from persistence.database import psycopg_url, table_schema
 from persistence.models import models_for
 from settings import DatabaseSettings
 
@@ -152,10 +152,8 @@ def database_mismatches(db_id: str, settings: DatabaseSettings) -> list[str]:
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
         return [f"database {db_id!r}: no SQLite file {url.database!r} (agentos-sessions migrate creates it)"]
-    if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
-        url = url.set(drivername="postgresql+psycopg")
     m = models_for(settings.session_table, settings.runs_table, table_schema(settings))
-    engine = create_engine(url)
+    engine = create_engine(psycopg_url(url))
     try:
         with engine.connect() as db:
             return [f"database {db_id!r}: {problem}" for problem in schema.differences(db, m)]

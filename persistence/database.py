@@ -247,10 +247,15 @@ def open_database(db_id: str, settings: DatabaseSettings, **options: Any) -> Dat
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
         return SQLiteDatabase(db_id, settings, url)
+    return AsyncDriverDatabase(db_id, settings, psycopg_url(url), **options)
+
+
+def psycopg_url(url: URL) -> URL:
+    """A PostgreSQL URL for psycopg 3, the driver with an asyncio interface (also in plain,
+    synchronous engines): a bare postgresql:// or a psycopg2 URL means it too."""
     if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
-        # psycopg 3 is the driver with an asyncio interface; a bare postgresql:// URL means it too.
-        url = url.set(drivername="postgresql+psycopg")
-    return AsyncDriverDatabase(db_id, settings, url, **options)
+        return url.set(drivername="postgresql+psycopg")
+    return url
 
 
 def sqlite_engine(url: str | URL, **options: Any) -> Engine:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
 
+from persistence.database import psycopg_url
 from settings import DatabaseSettings
 
 PG_URL = os.environ.get("AGENTOS_SESSIONS_TEST_PG_URL", "")
@@ -28,10 +29,7 @@ def drop_test_schemas() -> None:
     """Drop the schemas the tests made (at the end of the run)."""
     if not PG_URL or not _schemas:
         return
-    url = make_url(PG_URL)
-    if url.get_driver_name() != "psycopg":
-        url = url.set(drivername="postgresql+psycopg")
-    engine = create_engine(url)
+    engine = create_engine(psycopg_url(make_url(PG_URL)))
     # One transaction per schema: dropping hundreds in one holds a lock on every object of each,
     # more than PostgreSQL's lock table has room for (out of shared memory).
     with engine.connect() as connection:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from persistence.database import sqlite_engine, table_schema
+from persistence.database import psycopg_url, sqlite_engine, table_schema
 from persistence.models import models_for
 from settings import DatabaseSettings
 
@@ -23,9 +23,7 @@ class DirectDatabase:
         if url.get_backend_name() == "sqlite":
             self.engine = sqlite_engine(url)
         else:
-            if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
-                url = url.set(drivername="postgresql+psycopg")
-            self.engine = create_engine(url, json_serializer=json.dumps)
+            self.engine = create_engine(psycopg_url(url), json_serializer=json.dumps)
         self.models = models_for(settings.session_table, settings.runs_table, table_schema(settings))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
