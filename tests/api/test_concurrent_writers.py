@@ -16,6 +16,7 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
+from tests.api.helpers import stored_session
 from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 from tests.servers import running_server
@@ -46,9 +47,8 @@ async def _gather(work, count: int) -> list:
 
 
 def _state(direct, session_id: str):
-    with direct.unit_of_work() as db:
-        row = db.get(direct.models.Session, session_id)
-        return (row.session_data or {}).get("session_state"), row.metadata_
+    row = stored_session(direct, session_id)
+    return (row.session_data or {}).get("session_state"), row.metadata_
 
 
 def test_merge_patches_of_different_keys_all_survive(servers):
