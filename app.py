@@ -367,15 +367,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["AGENTOS_SESSIONS_DATABASE_URL"] = args.database_url
     if args.command == "check":
         return _check(args.spec)
-    if args.command == "serve" and (problem := _listen_problem(args.host, args.port)):
-        print(f"agentos-sessions: {problem}", file=sys.stderr)
-        return 1
     try:
         settings = Settings.from_env()
         # Unusable key material or a missing database driver stops us before we listen.
         security.authenticator(settings.security)
         for database in settings.databases.values():
             check_driver(database)
+        # A port we cannot listen on, before the databases are touched.
+        if args.command == "serve" and (problem := _listen_problem(args.host, args.port)):
+            print(f"agentos-sessions: {problem}", file=sys.stderr)
+            return 1
         # Tables this version cannot use stop us too; otherwise they are brought up to date once,
         # here, before any worker process starts.
         asyncio.run(_migrate_all(settings))

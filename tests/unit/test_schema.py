@@ -8,6 +8,7 @@ from sqlalchemy import inspect, text
 from persistence import schema, store
 from persistence.schema import SchemaMismatch
 from tests.direct import DirectDatabase
+from tests.servers import free_port
 
 
 @pytest.fixture
@@ -129,7 +130,7 @@ def test_serve_refuses_tables_it_cannot_use_before_listening(database_settings, 
     if database_settings.db_schema:
         monkeypatch.setenv("AGENTOS_SESSIONS_DB_SCHEMA", database_settings.db_schema)
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("the server must not start"))
-    assert app.main(["serve", "--database-url", database_settings.url]) == 2
+    assert app.main(["serve", "--port", str(free_port()), "--database-url", database_settings.url]) == 2
     assert "agno_runs has no column run_data" in capsys.readouterr().err
 
 

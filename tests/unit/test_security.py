@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 
 import security
 from settings import SecuritySettings, Settings, SettingsError
+from tests.servers import free_port
 from tests.tokens import ec_key, hs_secret, public_pem, rsa_key, token
 
 
@@ -157,7 +158,7 @@ def test_serve_logs_the_warning(monkeypatch, caplog):
     monkeypatch.setattr(app, "create_app", lambda settings: settings)
     monkeypatch.setattr(app, "_migrate_all", _no_migration)
     with caplog.at_level(logging.WARNING, logger="agentos_sessions"):
-        assert app.main(["serve", "--host", "0.0.0.0"]) == 0
+        assert app.main(["serve", "--host", "0.0.0.0", "--port", str(free_port())]) == 0
     assert any(message.startswith("NO AUTHENTICATION") for message in caplog.messages)
 
 
