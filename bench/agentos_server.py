@@ -1,6 +1,7 @@
-"""AgentOS 3.1.10 with SqliteDb, as its users run it under uvicorn (run in AgentOS's own venv).
+"""AgentOS 3.1.10 as its users run it under uvicorn (run in AgentOS's own venv): on SqliteDb for a
+sqlite:/// URL, on PostgresDb (schema ``ai``, its default, named explicitly) for a PostgreSQL one.
 
-Usage: agentos_server.py DB_FILE PORT [WORKERS]
+Usage: agentos_server.py DATABASE_URL PORT [WORKERS]
 """
 
 import os
@@ -10,16 +11,25 @@ import uvicorn
 
 
 def make_app():
-    from agno.db.sqlite import SqliteDb
     from agno.os import AgentOS
 
-    return AgentOS(db=SqliteDb(db_file=os.environ["BENCH_AGENTOS_DB_FILE"], id="bench")).get_app()
+    url = os.environ["BENCH_AGENTOS_DATABASE_URL"]
+    if url.startswith("sqlite:///"):
+        from agno.db.sqlite import SqliteDb
+
+        db = SqliteDb(db_file=url.removeprefix("sqlite:///"), id="bench")
+    else:
+        from agno.db.postgres import PostgresDb
+
+        # PostgresDb hands db_url to SQLAlchemy as it is: the URL names psycopg 3 (postgresql+psycopg).
+        db = PostgresDb(db_url=url, db_schema="ai", id="bench")
+    return AgentOS(db=db).get_app()
 
 
 if __name__ == "__main__":
-    db_file, port = sys.argv[1], int(sys.argv[2])
+    url, port = sys.argv[1], int(sys.argv[2])
     workers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-    os.environ["BENCH_AGENTOS_DB_FILE"] = db_file
+    os.environ["BENCH_AGENTOS_DATABASE_URL"] = url
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     uvicorn.run(
         "agentos_server:make_app",

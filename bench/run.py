@@ -1,16 +1,25 @@
 """Load benchmark: agentos-sessions against AgentOS 3.1.10, side by side, on the same data.
 
-`tox -e bench` runs it. Each server serves its own copy of one SQLite file (see seed.py) with
-the same number of uvicorn workers (--workers); wrk (Debian's `wrk`) drives one operation at a
-time against one server, and the servers alternate operation by operation, round by round, so
-that all see the same machine. Per operation it reports requests/s, p50, p99, errors and server
-RSS as medians over the rounds, and the ratio to AgentOS; results go to bench/results/ as JSON
-and a PNG chart. Servers (--servers): `agentos` (AgentOS 3.1.10 with SqliteDb), `ours` (the
+`tox -e bench` runs it. Each server serves its own copy of the same data (see seed.py) with
+the same number of uvicorn workers; wrk (Debian's `wrk`) drives one operation at a time against
+one server, and the servers alternate operation by operation, round by round, so that all see
+the same machine. Per operation it reports requests/s, p50, p99, errors and server RSS as medians
+over the rounds, and the ratio to AgentOS; with several workers, how wrk's connections spread
+over them (round 1). Results go to bench/results/ as JSON and a PNG chart.
+
+Servers (--servers): `agentos` (AgentOS 3.1.10 with agno's SqliteDb or PostgresDb), `ours` (the
 production configuration: response validation on), `ours-unvalidated` (response validation
 off), `ours-jwt` (as `ours`, with JWTs required: HS256, every request carrying a token with
 the three sessions scopes) and `ours-logged` (as `ours`, writing its JSON access line per request
 to a file, as `serve` does by default; the others log no requests, AgentOS included).
---run-scale 1,8 repeats everything with runs 1x and 8x as large.
+
+A pass is every operation over every server, once per engine (--engine sqlite,postgresql), worker
+count (--workers 1,2) and run scale (--run-scale 1,8: runs 1x and 8x as large). On SQLite each
+server gets a copy of one seeded file; on PostgreSQL (--pg-url) the data is seeded once into the
+database bench_seed, in agno's default schema `ai`, and VACUUM ANALYZEd, and each server gets a
+database copied from it (bench_agentos, bench_ours, ...: dropped and made again for each pass;
+a copy keeps the statistics). With both engines, the summary gives each server's requests/s on
+PostgreSQL over its requests/s on SQLite.
 Loopback only; every wrk run stops after --duration seconds.
 """
 
@@ -30,9 +39,17 @@ import time
 import urllib.request
 from pathlib import Path
 
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-OPERATIONS = ("create", "get", "list", "list_filtered", "runs", "patch", "delete")
+OPERATIONS = ("create", "get", "get_empty", "list", "list_filtered", "runs", "patch", "delete")
+ENGINES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+# agno's PostgresDb default schema: both servers read their tables there.
+PG_SCHEMA = "ai"
+# The seeded PostgreSQL database each server's copy is made from.
+PG_SEED_DATABASE = "bench_seed"
 SERVERS = ("agentos", "ours", "ours-unvalidated", "ours-jwt", "ours-logged")
 # ours-jwt's signing secret, made for each run.
 JWT_SECRET = secrets.token_urlsafe(48)
@@ -43,6 +60,8 @@ AGENTOS_REQUIREMENTS = [
     "SQLAlchemy==2.1.9",
     "greenlet==3.5.6",
     "python-multipart==0.0.34",
+    # agno's PostgresDb connects through psycopg 3 (postgresql+psycopg).
+    "psycopg[binary]==3.3.9",
 ]
 
 
@@ -55,9 +74,20 @@ def main(argv: list[str] | None = None) -> int:
         "--ops", default=",".join(OPERATIONS), help=f"comma-separated operations (default: {','.join(OPERATIONS)})"
     )
     parser.add_argument("--servers", default="agentos,ours", help=f"comma-separated, of: {', '.join(SERVERS)}")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes per server (default 1)")
+    parser.add_argument(
+        "--engine", default="sqlite", help="comma-separated, of: sqlite, postgresql; a whole pass each (default sqlite)"
+    )
+    parser.add_argument(
+        "--workers", default="1", help="comma-separated uvicorn worker processes per server, a pass each (default 1)"
+    )
     parser.add_argument(
         "--run-scale", default="1", help="comma-separated multipliers of run size, one whole pass each (default 1)"
+    )
+    parser.add_argument(
+        "--pg-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a database on the PostgreSQL server to use; the bench makes its own (bench_*) beside it "
+        "(default: %(default)s)",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
     parser.add_argument("--agentos-venv", type=Path, default=REPO / ".bench" / "agentos-venv")
@@ -68,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     args.servers = [name for name in args.servers.split(",") if name]
     if "agentos" not in args.servers or set(args.servers) - set(SERVERS):
         parser.error(f"--servers: agentos and any of {', '.join(SERVERS[1:])}")
-    args.run_scale = [int(scale) for scale in args.run_scale.split(",")]
+    args.engine = [engine for engine in args.engine.split(",") if engine]
+    if not args.engine or set(args.engine) - set(ENGINES):
+        parser.error(f"--engine: any of {', '.join(ENGINES)}")
+    args.workers = _counts(parser, "--workers", args.workers)
+    args.run_scale = _counts(parser, "--run-scale", args.run_scale)
 
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -78,34 +112,87 @@ def main(argv: list[str] | None = None) -> int:
     agentos_python = _agentos_environment(args.agentos_venv)
 
     sys.path.insert(0, str(REPO))
-    from bench.seed import seed
+    from bench.seed import seed, seed_postgresql
 
     passes = []
     for run_scale in args.run_scale:
         print(f"seeding 10,000 sessions (1,000 with 20 runs, run scale {run_scale})...", flush=True)
-        master = args.out / "seed.db"
-        seed(master, run_scale=run_scale)
-        servers = {}
-        try:
-            for name in args.servers:
-                db_file = args.out / f"{name}.db"
-                shutil.copyfile(master, db_file)
-                servers[name] = _start(name, db_file, agentos_python, args.workers)
-            for server in servers.values():
-                _warm_up(wrk, server, args.connections)
-            samples = _measure(wrk, servers, args)
-        finally:
-            for server in servers.values():
-                _stop(server)
-        passes.append(_summarise(samples, args, run_scale))
+        if "sqlite" in args.engine:
+            seed(args.out / "seed.db", run_scale=run_scale)
+        if "postgresql" in args.engine:
+            _recreate_database(args.pg_url, PG_SEED_DATABASE)
+            seed_postgresql(_pg_database(args.pg_url, PG_SEED_DATABASE), run_scale=run_scale, schema=PG_SCHEMA)
+        for engine in args.engine:
+            for workers in args.workers:
+                print(f"pass: {_pass_title(engine, workers, run_scale)}", flush=True)
+                samples = _run_pass(wrk, args, engine, workers, agentos_python)
+                passes.append(_summarise(samples, args, engine, workers, run_scale))
 
-    report = {"settings": _settings(args), "passes": passes}
+    report = {"settings": _settings(args), "passes": passes, "engine_ratios": _engine_ratios(passes, args.servers)}
     (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     for summary in passes:
         _print_table(summary, args.servers)
+    _print_engine_ratios(report["engine_ratios"], args.servers)
     _chart(report, args.out / "results.png")
     print(f"\nresults: {args.out / 'results.json'}, {args.out / 'results.png'}")
     return 0
+
+
+def _counts(parser: argparse.ArgumentParser, option: str, value: str) -> list[int]:
+    """A comma-separated list of positive whole numbers."""
+    try:
+        counts = [int(item) for item in value.split(",") if item]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        parser.error(f"{option}: comma-separated positive whole numbers, not {value!r}")
+    return counts
+
+
+def _pass_title(engine: str, workers: int, run_scale: int) -> str:
+    return f"{ENGINES[engine]}, {workers} worker(s) each, run scale {run_scale}"
+
+
+def _run_pass(wrk: str, args, engine: str, workers: int, agentos_python: Path) -> list[dict]:
+    """Every server on a fresh copy of the seeded data, warmed up, then measured."""
+    servers = {}
+    try:
+        for name in args.servers:
+            database_url = _fresh_copy(engine, name, args)
+            log = args.out / f"{name}-{engine}-{workers}w.log"
+            servers[name] = _start(name, database_url, agentos_python, workers, log, engine)
+        for server in servers.values():
+            _warm_up(wrk, server, args.connections)
+        return _measure(wrk, servers, args)
+    finally:
+        for server in servers.values():
+            _stop(server)
+
+
+def _fresh_copy(engine: str, name: str, args) -> str:
+    """The URL of a new copy of the seeded data for server ``name``."""
+    if engine == "sqlite":
+        db_file = args.out / f"{name}.db"
+        shutil.copyfile(args.out / "seed.db", db_file)
+        return f"sqlite:///{db_file}"
+    database = "bench_" + name.replace("-", "_")
+    _recreate_database(args.pg_url, database, template=PG_SEED_DATABASE)
+    return _pg_database(args.pg_url, database)
+
+
+def _pg_database(pg_url: str, database: str) -> str:
+    """The psycopg 3 URL of ``database`` on the server of ``pg_url``."""
+    url = make_url(pg_url).set(drivername="postgresql+psycopg", database=database)
+    return url.render_as_string(hide_password=False)
+
+
+def _recreate_database(pg_url: str, database: str, template: str | None = None) -> None:
+    """Drop ``database`` (closing its connections) and create it again, empty or as a copy of ``template``."""
+    engine = create_engine(_pg_database(pg_url, make_url(pg_url).database), isolation_level="AUTOCOMMIT")
+    with engine.connect() as db:
+        db.exec_driver_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        db.exec_driver_sql(f'CREATE DATABASE "{database}"' + (f' TEMPLATE "{template}"' if template else ""))
+    engine.dispose()
 
 
 def _agentos_environment(venv: Path) -> Path:
@@ -127,11 +214,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start(name: str, db_file: Path, agentos_python: Path, workers: int) -> dict:
+def _start(name: str, database_url: str, agentos_python: Path, workers: int, log_path: Path, engine: str) -> dict:
     port = _free_port()
-    log = (db_file.parent / f"{name}.log").open("wb")
+    log = log_path.open("wb")
     if name == "agentos":
-        command = [str(agentos_python), str(HERE / "agentos_server.py"), str(db_file), str(port), str(workers)]
+        command = [str(agentos_python), str(HERE / "agentos_server.py"), database_url, str(port), str(workers)]
         env = dict(os.environ)
     else:
         executable = shutil.which("agentos-sessions", path=os.path.dirname(sys.executable)) or "agentos-sessions"
@@ -141,7 +228,7 @@ def _start(name: str, db_file: Path, agentos_python: Path, workers: int) -> dict
             "--port",
             str(port),
             "--database-url",
-            f"sqlite:///{db_file}",
+            database_url,
             "--workers",
             str(workers),
             *(() if name == "ours-logged" else ("--no-access-log",)),
@@ -151,9 +238,11 @@ def _start(name: str, db_file: Path, agentos_python: Path, workers: int) -> dict
             "AGENTOS_SESSIONS_DB_ID": "bench",
             "AGENTOS_SESSIONS_VALIDATE_RESPONSES": "false" if name == "ours-unvalidated" else "true",
         }
+        if engine == "postgresql":
+            env["AGENTOS_SESSIONS_DB_SCHEMA"] = PG_SCHEMA
         if name == "ours-jwt":
             env["JWT_VERIFICATION_KEY"] = JWT_SECRET
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=db_file.parent)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=log_path.parent)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -166,7 +255,15 @@ def _start(name: str, db_file: Path, agentos_python: Path, workers: int) -> dict
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{name} server did not start; see {log.name}")
         time.sleep(0.2)
-    return {"name": name, "url": url, "process": process, "log": log, "token": _token() if name == "ours-jwt" else ""}
+    return {
+        "name": name,
+        "url": url,
+        "port": port,
+        "workers": workers,
+        "process": process,
+        "log": log,
+        "token": _token() if name == "ours-jwt" else "",
+    }
 
 
 def _token() -> str:
@@ -209,6 +306,43 @@ def _children(pid: int) -> list[int]:
     return children
 
 
+def _connections_per_worker(server: dict) -> list[int]:
+    """Established connections to the server's port that each worker process holds, most first.
+
+    Workers are the server's descendants holding its listening socket (uvicorn's supervisor,
+    which holds it too but accepts nothing, is left out); sockets are matched by inode between
+    /proc/net/tcp and /proc/<pid>/fd.
+    """
+    listening, established = set(), set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == server["port"]:
+                {"0A": listening, "01": established}.get(fields[3], set()).add(fields[9])
+    counts = []
+    for pid in _children(server["process"].pid):
+        sockets = _socket_inodes(pid)
+        if sockets & listening:
+            counts.append(len(sockets & established))
+    return sorted(counts, reverse=True)
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except FileNotFoundError:
+        return inodes
+    for descriptor in descriptors:
+        try:
+            target = os.readlink(descriptor)
+        except FileNotFoundError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
 def _wrk(wrk: str, server: dict, op: str, prefix: str, duration: int, connections: int) -> dict:
     command = [
         wrk,
@@ -225,8 +359,21 @@ def _wrk(wrk: str, server: dict, op: str, prefix: str, duration: int, connection
         prefix,
         server["token"],
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        spread = None
+        if server["workers"] > 1:
+            # wrk opens all its connections at the start and keeps them: halfway, they are spread.
+            time.sleep(duration / 2)
+            spread = _connections_per_worker(server)
+        stdout, stderr = process.communicate(timeout=duration + 60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, command, stdout, stderr)
+    return json.loads(stdout.strip().splitlines()[-1]) | {"connections_per_worker": spread}
 
 
 def _warm_up(wrk: str, server: dict, connections: int) -> None:
@@ -257,17 +404,28 @@ def _measure(wrk: str, servers: dict, args) -> list[dict]:
                     + result["write"]
                     + result["timeout"],
                     "rss_mb": _rss_mb(server["process"].pid),
+                    "connections_per_worker": result["connections_per_worker"],
                 }
                 samples.append(sample)
+                spread = sample["connections_per_worker"]
                 print(
                     f"round {round_number + 1}/{args.rounds} {op:14} {name:16} {sample['rps']:8.0f} req/s "
-                    f"p50 {sample['p50_ms']:7.1f} ms  p99 {sample['p99_ms']:7.1f} ms  errors {sample['errors']}",
+                    f"p50 {sample['p50_ms']:7.1f} ms  p99 {sample['p99_ms']:7.1f} ms  errors {sample['errors']}"
+                    + (f"  connections per worker {_spread(spread)}" if spread else ""),
                     flush=True,
                 )
     return samples
 
 
-def _summarise(samples: list[dict], args, run_scale: int) -> dict:
+def _spread(counts: list[int]) -> str:
+    return "/".join(str(count) for count in counts)
+
+
+def _ratio(mine: float, theirs: float) -> float | None:
+    return mine / theirs if theirs else None
+
+
+def _summarise(samples: list[dict], args, engine: str, workers: int, run_scale: int) -> dict:
     operations = {}
     for op in args.ops:
         per_server = {}
@@ -275,11 +433,33 @@ def _summarise(samples: list[dict], args, run_scale: int) -> dict:
             mine = [s for s in samples if s["op"] == op and s["server"] == name]
             per_server[name] = {
                 key: statistics.median(s[key] for s in mine) for key in ("rps", "p50_ms", "p99_ms", "rss_mb")
-            } | {"errors": sum(s["errors"] for s in mine)}
+            } | {
+                "errors": sum(s["errors"] for s in mine),
+                # Round by round; None with one worker.
+                "connections_per_worker": [s["connections_per_worker"] for s in mine],
+            }
         for name in args.servers[1:]:
-            per_server[name]["ratio_rps"] = per_server[name]["rps"] / per_server["agentos"]["rps"]
+            per_server[name]["ratio_rps"] = _ratio(per_server[name]["rps"], per_server["agentos"]["rps"])
         operations[op] = per_server
-    return {"run_scale": run_scale, "operations": operations, "samples": samples}
+    return {"engine": engine, "workers": workers, "run_scale": run_scale, "operations": operations, "samples": samples}
+
+
+def _engine_ratios(passes: list[dict], servers: list[str]) -> list[dict]:
+    """Each server's requests/s on PostgreSQL over its own on SQLite, per operation, for each
+    worker count and run scale that ran on both engines."""
+    by_pass = {(p["engine"], p["workers"], p["run_scale"]): p for p in passes}
+    ratios = []
+    for (engine, workers, run_scale), postgresql in by_pass.items():
+        sqlite = by_pass.get(("sqlite", workers, run_scale))
+        if engine != "postgresql" or sqlite is None:
+            continue
+        for op, results in postgresql["operations"].items():
+            for name in servers:
+                ratio = _ratio(results[name]["rps"], sqlite["operations"][op][name]["rps"])
+                ratios.append(
+                    {"workers": workers, "run_scale": run_scale, "op": op, "server": name, "pg_over_sqlite": ratio}
+                )
+    return ratios
 
 
 def _settings(args) -> dict:
@@ -288,23 +468,46 @@ def _settings(args) -> dict:
         "rounds": args.rounds,
         "connections": args.connections,
         "cpus": os.cpu_count(),
+        "engines": args.engine,
         "workers": args.workers,
         "servers": args.servers,
         "run_scales": args.run_scale,
+        "postgresql": make_url(args.pg_url).render_as_string() if "postgresql" in args.engine else None,
     }
 
 
+def _times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
 def _print_table(summary: dict, servers: list[str]) -> None:
-    print(f"\nrun scale {summary['run_scale']}")
-    print(f"{'operation':14} {'server':16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MB':>7}  ratio")
+    spread = summary["workers"] > 1
+    print(f"\n{_pass_title(summary['engine'], summary['workers'], summary['run_scale'])}")
+    print(
+        f"{'operation':14} {'server':16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MB':>7}  "
+        f"{'ratio':>6}" + ("  connections per worker (round 1)" if spread else "")
+    )
     for op, result in summary["operations"].items():
         for name in servers:
             row = result[name]
-            ratio = f"{row['ratio_rps']:.2f}x" if "ratio_rps" in row else ""
-            print(
+            ratio = _times(row["ratio_rps"]) if "ratio_rps" in row else ""
+            first = row["connections_per_worker"][0]
+            line = (
                 f"{op:14} {name:16} {row['rps']:8.0f} {row['p50_ms']:8.1f} {row['p99_ms']:8.1f} "
-                f"{row['errors']:7d} {row['rss_mb']:7.0f}  {ratio}"
+                f"{row['errors']:7d} {row['rss_mb']:7.0f}  {ratio:>6}  {_spread(first) if spread and first else ''}"
             )
+            print(line.rstrip())
+    print("ratio: requests/s over AgentOS's in the same pass")
+
+
+def _print_engine_ratios(ratios: list[dict], servers: list[str]) -> None:
+    for workers, run_scale in dict.fromkeys((r["workers"], r["run_scale"]) for r in ratios):
+        mine = [r for r in ratios if (r["workers"], r["run_scale"]) == (workers, run_scale)]
+        print(f"\nPostgreSQL / SQLite, requests/s of each server, {workers} worker(s) each, run scale {run_scale}")
+        print(f"{'operation':14}" + "".join(f" {name:>16}" for name in servers))
+        for op in dict.fromkeys(r["op"] for r in mine):
+            by_server = {r["server"]: r["pg_over_sqlite"] for r in mine if r["op"] == op}
+            print(f"{op:14}" + "".join(f" {_times(by_server[name]):>16}" for name in servers))
 
 
 LABELS = {
@@ -324,7 +527,7 @@ COLORS = {
 
 
 def _chart(report: dict, path: Path) -> None:
-    """Requests/s and p99 per operation for each pass; with several run scales, a row per scale."""
+    """Requests/s and p99 per operation, a pair of rows per pass (engine, workers, run scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -346,8 +549,9 @@ def _chart(report: dict, path: Path) -> None:
         top.set_ylabel("requests/s (median)")
         bottom.set_ylabel("p99 latency, ms (median)")
         top.set_title(
-            f"run scale {summary['run_scale']}: wrk c={settings['connections']}, {settings['duration_s']} s x "
-            f"{settings['rounds']} rounds, SQLite, {settings['workers']} worker(s) each, {settings['cpus']} CPUs"
+            f"{_pass_title(summary['engine'], summary['workers'], summary['run_scale'])}: "
+            f"wrk c={settings['connections']}, {settings['duration_s']} s x {settings['rounds']} rounds, "
+            f"{settings['cpus']} CPUs"
         )
         top.legend()
         bottom.set_xticks(list(x), ops)

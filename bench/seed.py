@@ -5,18 +5,20 @@ bench-00010, ...) carries 20 runs with realistic messages (a system prompt, the 
 question, a ~1.5 KB answer, metrics: ~5 KB a run), so every page of the list has some.
 Half the sessions have a stored name; the others' names are derived from their first run.
 ``run_scale`` multiplies the size of each answer, to see how the servers cope as runs grow.
+The same rows, the same JSON, go into a SQLite file (:func:`seed`) or a PostgreSQL database
+(:func:`seed_postgresql`, in agno's PostgresDb's default schema, ``ai``).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import sqlite3
 from pathlib import Path
 
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine, insert
+from sqlalchemy.engine import make_url
 
-from persistence.models import models_for
+from persistence.models import DEFAULT_PG_SCHEMA, models_for
 from persistence.store import create_missing_tables
 
 SESSIONS = 10_000
@@ -86,17 +88,39 @@ def _run(session: str, kind: str, user: str, index: int, rng: random.Random, run
 
 
 def seed(path: Path, run_scale: int = 1) -> None:
-    """Create ``path`` with agno's tables and the benchmark data set."""
+    """Create the SQLite file ``path`` with agno's tables and the benchmark data set."""
     path.unlink(missing_ok=True)
-    engine = create_engine(f"sqlite:///{path}", json_serializer=json.dumps)
-    models = models_for("agno_sessions", "agno_runs")
+    # json.dumps with its defaults is what agno's SqliteDb writes, byte for byte.
+    _fill(create_engine(f"sqlite:///{path}", json_serializer=json.dumps), None, run_scale)
+
+
+def seed_postgresql(url: str, run_scale: int = 1, schema: str = DEFAULT_PG_SCHEMA) -> None:
+    """Fill the empty PostgreSQL database at ``url`` with the same tables and rows, in ``schema``,
+    then VACUUM ANALYZE it, so that the planner has statistics from the start."""
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"), json_serializer=json.dumps)
+    _fill(engine, schema, run_scale)
+    autocommit = create_engine(engine.url, isolation_level="AUTOCOMMIT")
+    with autocommit.connect() as db:
+        db.exec_driver_sql("VACUUM ANALYZE")
+    autocommit.dispose()
+
+
+def _fill(engine: Engine, schema: str | None, run_scale: int) -> None:
+    models = models_for("agno_sessions", "agno_runs", schema)
     with engine.begin() as db:
         create_missing_tables(db, models)
-        # The file as agno creates it: our server adds its own indexes when it starts, as it
+        # The tables as agno creates them: our server adds its own indexes when it starts, as it
         # does on any agno database; AgentOS serves agno's layout.
         for index in models.own_indexes(engine.dialect.name):
             index.drop(db)
+        sessions, runs = _rows(run_scale)
+        db.execute(insert(models.sessions), sessions)
+        db.execute(insert(models.runs), runs)
     engine.dispose()
+
+
+def _rows(run_scale: int) -> tuple[list[dict], list[dict]]:
+    """The sessions and runs, as column values (JSON columns as Python values)."""
     rng = random.Random(7)
     kinds = ("agent", "team", "workflow")
     sessions, runs = [], []
@@ -107,47 +131,37 @@ def seed(path: Path, run_scale: int = 1) -> None:
         if named:
             data["session_name"] = f"Benchmark session {n}"
         sessions.append(
-            (
-                sid,
-                kind,
-                f"{kind}-1" if kind == "agent" else None,
-                f"{kind}-1" if kind == "team" else None,
-                f"{kind}-1" if kind == "workflow" else None,
-                user,
-                json.dumps(data),
-                json.dumps({"source": "bench", "n": n}),
-                T0 + n,
-                T0 + n,
-            )
+            {
+                "session_id": sid,
+                "session_type": kind,
+                "agent_id": f"{kind}-1" if kind == "agent" else None,
+                "team_id": f"{kind}-1" if kind == "team" else None,
+                "workflow_id": f"{kind}-1" if kind == "workflow" else None,
+                "user_id": user,
+                "session_data": data,
+                "metadata": {"source": "bench", "n": n},
+                "created_at": T0 + n,
+                "updated_at": T0 + n,
+            }
         )
         if n % RUNS_EVERY == 0:
             for index in range(RUNS_PER_SESSION):
                 run = _run(sid, kind, user, index, rng, run_scale)
                 runs.append(
-                    (
-                        run["run_id"],
-                        sid,
-                        kind,
-                        run.get("agent_id"),
-                        run.get("team_id"),
-                        run.get("workflow_id"),
-                        user,
-                        None,
-                        "COMPLETED",
-                        index,
-                        json.dumps(run),
-                        run["created_at"],
-                        run["created_at"],
-                    )
+                    {
+                        "run_id": run["run_id"],
+                        "session_id": sid,
+                        "run_type": kind,
+                        "agent_id": run.get("agent_id"),
+                        "team_id": run.get("team_id"),
+                        "workflow_id": run.get("workflow_id"),
+                        "user_id": user,
+                        "parent_run_id": None,
+                        "status": "COMPLETED",
+                        "run_index": index,
+                        "run_data": run,
+                        "created_at": run["created_at"],
+                        "updated_at": run["created_at"],
+                    }
                 )
-    with sqlite3.connect(path) as connection:
-        connection.executemany(
-            "INSERT INTO agno_sessions (session_id, session_type, agent_id, team_id, workflow_id, user_id,"
-            " session_data, metadata, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            sessions,
-        )
-        connection.executemany(
-            "INSERT INTO agno_runs (run_id, session_id, run_type, agent_id, team_id, workflow_id, user_id,"
-            " parent_run_id, status, run_index, run_data, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            runs,
-        )
+    return sessions, runs

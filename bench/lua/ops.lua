@@ -1,5 +1,6 @@
 -- One benchmark operation per wrk run: `wrk ... -s ops.lua <url> -- <op> <prefix> [<token>]`.
--- Sessions bench-00000..bench-09999 exist; every tenth (bench-00000, bench-00010, ...) has 20 runs.
+-- Sessions bench-00000..bench-09999 exist; every tenth (bench-00000, bench-00010, ...) has 20 runs,
+-- the others none (get_empty reads those).
 -- create makes <prefix>-<thread>-<n>; delete removes the same ids in the same order.
 
 local threads = {}
@@ -36,6 +37,8 @@ function request()
     return wrk.format("POST", "/sessions", json, body)
   elseif op == "get" then
     return wrk.format("GET", "/sessions/" .. any_session())
+  elseif op == "get_empty" then
+    return wrk.format("GET", string.format("/sessions/bench-%05d", math.random(0, 999) * 10 + math.random(1, 9)))
   elseif op == "list" then
     return wrk.format("GET", "/sessions?limit=20&page=" .. math.random(1, 50))
   elseif op == "list_filtered" then
