@@ -415,9 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.workers == 1:
         uvicorn.run(create_app(settings), **options)
-    else:
-        _serve_workers(args.workers, options)
-    return 0
+        return 0
+    return _serve_workers(args.workers, options)
 
 
 def _listen_problem(host: str, port: int) -> str | None:
@@ -479,27 +478,89 @@ def _is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to any address
 
 
-def _serve_workers(workers: int, options: dict) -> None:
-    """``uvicorn.run(..., workers=N)``, with Nagle's algorithm off on every connection.
+def _serve_workers(workers: int, options: dict) -> int:
+    """uvicorn's supervisor over ``workers`` processes, each accepting on a socket of its own.
 
-    uvicorn opens the shared socket as ``socket(family)``, protocol 0, and asyncio sets
-    TCP_NODELAY only on sockets whose protocol is TCP: every response (headers and body are two
-    writes) then waited ~40 ms for a delayed ACK, capping each worker at ~700 requests/s on
-    loopback. The same socket rebuilt from its descriptor carries the protocol the kernel reports.
-    Each worker process builds its app from the environment (``create_app()``).
+    Workers accepting from one shared socket did not share the load: whichever was awake took a
+    burst of new connections and kept them (29 of wrk's 32 keep-alive connections on one of two
+    workers). Here each worker listens on its own socket bound with SO_REUSEPORT to the same
+    address, and the kernel hashes every new connection to one of them. uvicorn's Multiprocess
+    still starts the workers, restarts one that dies and handles the signals; each worker builds
+    its app from the environment (``create_app()``) and, started again, binds its socket again.
     """
     from uvicorn import Config
     from uvicorn.supervisors import Multiprocess
 
     config = Config("app:create_app", factory=True, workers=workers, **options)
-    Multiprocess(config, sockets=[shared_listener(config)]).run()
+    try:
+        reserved = ReusePortSocket.bound(config.host, config.port)
+    except OSError as error:
+        print(
+            f"agentos-sessions: --workers {workers} cannot listen on {config.host}:{config.port} "
+            f"with SO_REUSEPORT: {error.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    with reserved:
+        # The line uvicorn's own bind logs; --port 0 says the port the kernel chose.
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        port = reserved.getsockname()[1]
+        logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, port)
+        Multiprocess(config, sockets=[reserved]).run()
+    return 0
 
 
-def shared_listener(config) -> socket.socket:
-    """uvicorn's listening socket for its workers, with its real protocol (see _serve_workers)."""
-    listener = socket.socket(fileno=config.bind_socket().detach())
-    listener.set_inheritable(True)
-    return listener
+class ReusePortSocket(socket.socket):
+    """A TCP socket bound with SO_REUSEPORT and never listening, which a worker receives as its own.
+
+    uvicorn's Multiprocess pickles its sockets into each worker it spawns; this one arrives there
+    as a new socket bound to the same address, which the worker's server listens on: listening
+    puts it in the port's SO_REUSEPORT group, over which the kernel spreads the connections. The
+    parent's socket keeps the port ours while workers restart. It must not listen: a listening
+    member of the group that nobody accepts on would be dealt its share of the connections, which
+    would hang.
+    """
+
+    @classmethod
+    def bound(cls, host: str, port: int) -> ReusePortSocket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return _reuse_port_socket(cls, family, (host, port))
+
+    def __reduce__(self):
+        return _worker_socket, (self.family, self.getsockname())
+
+
+def _reuse_port_socket(kind: type[socket.socket], family: int, address: tuple) -> socket.socket:
+    """A socket of ``kind`` bound to ``address`` with SO_REUSEPORT (and SO_REUSEADDR, as uvicorn's).
+
+    Its protocol is TCP, not 0 (``socket(family)``, as uvicorn makes its own): asyncio sets
+    TCP_NODELAY only on connections of a TCP socket, and without it every response (headers and
+    body are two writes) waited ~40 ms for a delayed ACK, capping a worker near 700 requests/s.
+    """
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise OSError(errno.ENOPROTOOPT, "this system has no SO_REUSEPORT (Linux has)")
+    sock = kind(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _worker_socket(family: int, address: tuple) -> socket.socket:
+    """In a worker process, as it starts: its own socket beside the parent's (see ReusePortSocket)."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    try:
+        return _reuse_port_socket(socket.socket, family, address)
+    except OSError as error:
+        # Before the worker's logging is set up. This exit code stops the supervisor, which
+        # would otherwise start the worker again, and again.
+        print(f"agentos-sessions: a worker cannot listen on {address}: {error.strerror}", file=sys.stderr)
+        sys.exit(STARTUP_FAILURE)
 
 
 if __name__ == "__main__":

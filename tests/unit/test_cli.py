@@ -43,6 +43,26 @@ def test_a_port_in_use_is_said_before_anything_starts(tmp_path, capsys, monkeypa
     assert not database.exists()  # nothing was started, not even a migration
 
 
+def test_workers_say_a_port_taken_after_the_check_and_start_no_worker(capsys):
+    # Taken between serve's check and the workers' bind, by a socket without SO_REUSEPORT.
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        options = {"host": "127.0.0.1", "port": port, "loop": "asyncio", "access_log": False, "log_config": None}
+        assert app._serve_workers(2, options) == 1
+    assert capsys.readouterr().err == (
+        f"agentos-sessions: --workers 2 cannot listen on 127.0.0.1:{port} with SO_REUSEPORT: Address already in use\n"
+    )
+
+
+def test_a_worker_that_cannot_listen_exits_so_that_it_is_not_started_again(capsys):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        address = taken.getsockname()
+        with pytest.raises(SystemExit) as exit_info:
+            app._worker_socket(socket.AF_INET, address)
+    assert exit_info.value.code == 3  # uvicorn's STARTUP_FAILURE: its supervisor stops, not retries
+    assert capsys.readouterr().err == f"agentos-sessions: a worker cannot listen on {address}: Address already in use\n"
+
+
 def test_an_address_of_another_machine_is_said(capsys, monkeypatch):
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
     assert app.main(["serve", "--host", "192.0.2.1", "--port", "7777"]) == 1

@@ -65,7 +65,9 @@ def served(monkeypatch):
 
     seen = {}
     monkeypatch.setattr("uvicorn.run", lambda application, **options: seen.update(app=application, options=options))
-    monkeypatch.setattr(app, "_serve_workers", lambda workers, options: seen.update(workers=workers, options=options))
+    monkeypatch.setattr(
+        app, "_serve_workers", lambda workers, options: seen.update(workers=workers, options=options) or 0
+    )
     monkeypatch.setattr(app, "create_app", lambda settings: settings)
     monkeypatch.setattr(app, "_migrate_all", _no_migration)
     # Whether the port is free is tests/unit/test_cli.py's business, not these tests'.
@@ -130,33 +132,39 @@ def test_serve_refuses_bad_configuration_with_exit_code_2(monkeypatch, capsys):
     assert "AGENTOS_SESSIONS_DATABASES is not valid JSON" in capsys.readouterr().err
 
 
-def test_workers_share_a_listener_whose_connections_have_nagle_off():
-    """Connections accepted on the workers' shared socket get TCP_NODELAY from asyncio (without it,
-    each response waited for a delayed ACK)."""
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_a_worker_gets_a_socket_of_its_own_whose_connections_have_nagle_off(host):
+    """The parent's socket, pickled into a worker as uvicorn's Multiprocess does, arrives there as a
+    new socket on the same address (SO_REUSEPORT); connections accepted on it get TCP_NODELAY from
+    asyncio (without it, each response waited for a delayed ACK). The parent's never listens."""
     import asyncio
+    import pickle
     import socket
-
-    from uvicorn import Config
+    from multiprocessing.reduction import ForkingPickler
 
     import app
 
-    listener = app.shared_listener(Config("app:create_app", host="127.0.0.1", port=0))
     accepted = []
+    with app.ReusePortSocket.bound(host, 0) as reserved:
+        worker = pickle.loads(ForkingPickler.dumps(reserved))
+        assert type(worker) is socket.socket
+        assert worker.getsockname() == reserved.getsockname()
+        assert worker.proto == socket.IPPROTO_TCP
+        assert worker.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
 
-    async def scenario():
-        server = await asyncio.get_running_loop().create_server(lambda: _Recorder(accepted), sock=listener)
-        port = listener.getsockname()[1]
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-        for _ in range(100):
-            if accepted:
-                break
-            await asyncio.sleep(0.01)
-        writer.close()
-        server.close()
-        await server.wait_closed()
+        async def scenario():
+            server = await asyncio.get_running_loop().create_server(lambda: _Recorder(accepted), sock=worker)
+            _, writer = await asyncio.open_connection(host, reserved.getsockname()[1])
+            for _ in range(100):
+                if accepted:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+            server.close()
+            await server.wait_closed()
 
-    asyncio.run(scenario())
-    assert listener.proto == socket.IPPROTO_TCP
+        asyncio.run(scenario())  # the server closed the worker's socket
+        assert reserved.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0
     assert accepted == [1]  # TCP_NODELAY of the accepted connection
 
 
