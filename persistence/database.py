@@ -12,13 +12,17 @@ committed when it returns and rolled back if it raises. How it runs depends on t
 * A database behind a network (PostgreSQL) goes through SQLAlchemy's asyncio engine: the same
   work function runs in ``AsyncConnection.run_sync``, where each statement awaits the driver, so
   the event loop is never blocked on the network; and each unit of work has a deadline, so a
-  server that stops answering costs a request a 503, not an answer that never comes.
+  server that stops answering costs a request a 503, not an answer that never comes. Each round
+  trip counts there: reads run in autocommit (no BEGIN and COMMIT around them), and a pooled
+  connection is not pinged before use; one the server has closed fails its first statement and
+  the unit of work is run again, once, on a new connection (see :meth:`AsyncDriverDatabase.run`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import sqlite3
 from collections.abc import Callable
@@ -26,7 +30,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -38,6 +42,7 @@ from settings import DatabaseSettings, SettingsError
 P = ParamSpec("P")
 T = TypeVar("T")
 Work = Callable[Concatenate[Connection, Models, P], T]
+logger = logging.getLogger("agentos_sessions")
 
 
 class DatabaseUnavailable(Exception):
@@ -158,10 +163,17 @@ class AsyncDriverDatabase(Database):
             max_overflow=max_overflow,
             json_serializer=json.dumps,
             json_deserializer=jsoncodec.loads,
-            # A connection the server dropped (restart, failover) is replaced before it is used.
-            pool_pre_ping=True,
-            connect_args={"connect_timeout": self.CONNECT_TIMEOUT},
+            # No pre-ping: it costs every unit of work a round trip. A connection the server
+            # dropped (restart, failover, a pooler's idle timeout) fails its first statement
+            # instead, and the unit of work is run again on a new one (_unit_of_work).
+            pool_pre_ping=False,
+            # The name pg_stat_activity shows for our connections.
+            connect_args={"connect_timeout": self.CONNECT_TIMEOUT, "application_name": APPLICATION_NAME},
         )
+        # Reads are single statements or tolerate each statement seeing the latest commit: in
+        # autocommit they need no BEGIN and COMMIT, two round trips of a point read's three.
+        self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._preparing = True
 
     @property
     def dialect(self) -> str:
@@ -169,11 +181,11 @@ class AsyncDriverDatabase(Database):
 
     async def run(self, work: Work[P, T], /, *args: P.args, write: bool = False, **kwargs: P.kwargs) -> T:
         if self.timeout is None:
-            return await self._transaction(work, *args, **kwargs)
+            return await self._unit_of_work(work, args, kwargs, write=write)
         # A server that stops answering (frozen, or a network that drops packets) leaves a
-        # statement waiting for as long as the socket stays open, pooled connections' pre-ping
-        # included; the request would never be answered. So the unit of work has a deadline.
-        unit = asyncio.ensure_future(self._transaction(work, *args, **kwargs))
+        # statement waiting for as long as the socket stays open; the request would never be
+        # answered. So the unit of work has a deadline.
+        unit = asyncio.ensure_future(self._unit_of_work(work, args, kwargs, write=write))
         try:
             done, _ = await asyncio.wait({unit}, timeout=self.timeout)
         except asyncio.CancelledError:
@@ -186,16 +198,64 @@ class AsyncDriverDatabase(Database):
 
     async def migrate(self) -> tuple[str | None, str]:
         # No deadline: a migration may build an index over a large table.
-        return await self._transaction(schema.upgrade)
+        return await self._unit_of_work(schema.upgrade, (), {}, write=True)
 
-    async def _transaction(self, work: Work[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def _unit_of_work(self, work: Work[P, T], args: tuple, kwargs: dict, *, write: bool) -> T:
+        """Run the work once, and once more if it failed in a way that changed nothing and that a
+        new connection cures: a pooled connection the server had closed, or prepared statements
+        that a pooler in transaction mode lost (after which none are prepared)."""
         try:
+            return await self._attempt(work, args, kwargs, write=write)
+        except _Retry as retry:
+            logger.info("Database %r: %s; running the unit of work again", self.id, retry)
+        try:
+            return await self._attempt(work, args, kwargs, write=write)
+        except _Retry as retry:
+            raise DatabaseUnreachable(f"database {self.id!r}: {retry.__cause__}") from retry.__cause__
+
+    async def _attempt(self, work: Work[P, T], args: tuple, kwargs: dict, *, write: bool) -> T:
+        # Where the attempt failed: connecting (nothing ran), in the work (rolled back: a
+        # connection lost mid-transaction is rolled back by the server), or in the COMMIT,
+        # whose outcome a lost connection leaves unknown, so it is never run again.
+        stage = "connect"
+        try:
+            if not write:
+                async with self._reader.connect() as db:
+                    stage = "work"
+                    return await db.run_sync(work, self.models, *args, **kwargs)
             async with self.engine.begin() as db:
-                return await db.run_sync(work, self.models, *args, **kwargs)
-        except (OperationalError, InterfaceError, PoolTimeout) as error:
-            # Connection refused or lost, server shutting down, a serialization failure, every
-            # pooled connection busy for too long: the same request may succeed a moment later.
-            raise DatabaseUnreachable(f"database {self.id!r}: {getattr(error, 'orig', None) or error}") from error
+                stage = "work"
+                result = await db.run_sync(work, self.models, *args, **kwargs)
+                stage = "commit"
+            return result
+        except DBAPIError as error:
+            if stage == "work" and error.connection_invalidated:
+                raise _Retry("the server had closed a pooled connection") from error
+            if stage == "work" and _prepared_statements_lost(error) and self._stop_preparing():
+                raise _Retry("prepared statements are disabled") from error
+            if isinstance(error, OperationalError | InterfaceError):
+                # Connection refused or lost, server shutting down, a serialization failure:
+                # the same request may succeed a moment later.
+                raise DatabaseUnreachable(f"database {self.id!r}: {error.orig or error}") from error
+            raise
+        except PoolTimeout as error:
+            # Every pooled connection busy for longer than the pool's timeout.
+            raise DatabaseUnreachable(f"database {self.id!r}: {error}") from error
+
+    def _stop_preparing(self) -> bool:
+        """Prepare no more statements on any connection of this database; False if none were."""
+        if not self._preparing:
+            # Already off: the error came from a connection's last prepared statement.
+            return True
+        self._preparing = False
+        logger.warning(
+            "Database %r: the server no longer knows this connection's prepared statements, as "
+            "behind a pooler in transaction mode (PgBouncer's pool_mode = transaction): "
+            "statements are no longer prepared on its connections",
+            self.id,
+        )
+        event.listen(self.engine.sync_engine, "checkout", _without_prepared_statements)
+        return True
 
     def _abandon(self, unit: asyncio.Task) -> None:
         """Cancel a unit of work without waiting for it: psycopg first asks the server to cancel
@@ -213,6 +273,28 @@ class AsyncDriverDatabase(Database):
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+APPLICATION_NAME = "agentos-sessions"
+
+
+class _Retry(Exception):
+    """An attempt at a unit of work failed without effect, in a way the next attempt avoids."""
+
+
+# SQLSTATEs of a prepared statement the server does not have (26000) or already has (42P05):
+# psycopg prepares a statement run often enough on its connection, and a pooler in transaction
+# mode runs each transaction on whichever server connection is free.
+_PREPARED_STATEMENT_ERRORS = ("26000", "42P05")
+
+
+def _prepared_statements_lost(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in _PREPARED_STATEMENT_ERRORS
+
+
+def _without_prepared_statements(dbapi_connection, _record, _proxy) -> None:
+    # psycopg's prepare_threshold None: no statement is prepared or run as prepared any more.
+    dbapi_connection.driver_connection.prepare_threshold = None
 
 
 def check_driver(settings: DatabaseSettings) -> None:

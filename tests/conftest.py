@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from starlette.testclient import TestClient
 
 from app import create_app
 from settings import DatabaseSettings, Settings
-from tests.databases import drop_test_schemas, fresh_database
+from tests import databases
+from tests.databases import PG_URL, drop_test_schemas, fresh_database
 from tests.direct import DirectDatabase
+from tests.pgbouncer import POOL_MODES, pgbouncer
 
 DB_ID = "main"
+# `tox -e pgbouncer`: transaction or session; the run's PostgreSQL databases are reached through
+# a PgBouncer in that pool mode.
+POOLER = os.environ.get("AGENTOS_SESSIONS_TEST_POOLER", "")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pooler():
+    """With AGENTOS_SESSIONS_TEST_POOLER set, every test database is reached through PgBouncer."""
+    if not POOLER:
+        yield
+        return
+    if POOLER not in POOL_MODES or not PG_URL:
+        pytest.fail(f"AGENTOS_SESSIONS_TEST_POOLER is one of {POOL_MODES}, with AGENTOS_SESSIONS_TEST_PG_URL set")
+    with pgbouncer(PG_URL, POOLER) as url:
+        databases.route_through(url)
+        yield
+        databases.route_through(None)
 
 
 @pytest.fixture(scope="session", autouse=True)

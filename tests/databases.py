@@ -1,5 +1,6 @@
 """Fresh databases for tests: a SQLite file, or a schema of its own on the PostgreSQL server
-named by AGENTOS_SESSIONS_TEST_PG_URL (`tox -e pg`), so that every test runs on either engine."""
+named by AGENTOS_SESSIONS_TEST_PG_URL (`tox -e pg`), so that every test runs on either engine;
+reached through a pooler when the run sets one up (tests/conftest.py, `tox -e pgbouncer`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ from settings import DatabaseSettings
 
 PG_URL = os.environ.get("AGENTOS_SESSIONS_TEST_PG_URL", "")
 _schemas: list[str] = []
+# The URL that reaches PG_URL's server through a pooler, if the run goes through one.
+_pooled_url: str | None = None
+
+
+def route_through(url: str | None) -> None:
+    """Make the databases of tests from now on reach the server at ``url`` (None: directly)."""
+    global _pooled_url
+    _pooled_url = url
 
 
 def fresh_database(directory: Path, name: str = "sessions", **options) -> DatabaseSettings:
@@ -22,7 +31,7 @@ def fresh_database(directory: Path, name: str = "sessions", **options) -> Databa
         return DatabaseSettings(f"sqlite:///{directory / f'{name}.db'}", **options)
     schema = f"test_{uuid.uuid4().hex[:12]}"
     _schemas.append(schema)
-    return DatabaseSettings(PG_URL, db_schema=schema, **options)
+    return DatabaseSettings(_pooled_url or PG_URL, db_schema=schema, **options)
 
 
 def drop_test_schemas() -> None:

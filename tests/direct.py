@@ -23,7 +23,9 @@ class DirectDatabase:
         if url.get_backend_name() == "sqlite":
             self.engine = sqlite_engine(url)
         else:
-            self.engine = create_engine(psycopg_url(url), json_serializer=json.dumps)
+            # Nothing prepared: the database may be behind a pooler in transaction mode.
+            connect_args = {"prepare_threshold": None}
+            self.engine = create_engine(psycopg_url(url), json_serializer=json.dumps, connect_args=connect_args)
         self.models = models_for(settings.session_table, settings.runs_table, table_schema(settings))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.api.helpers import stored_session
+
+# Also run through PgBouncer, in transaction and in session mode, by `tox -e pgbouncer`.
+pytestmark = pytest.mark.pooler
 
 
 def test_concurrent_creates_patches_and_deletes_all_succeed(client, database):

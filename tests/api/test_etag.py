@@ -11,6 +11,9 @@ import pytest
 
 from tests.api.helpers import add_run
 
+# Also run through PgBouncer, in transaction and in session mode, by `tox -e pgbouncer`.
+pytestmark = pytest.mark.pooler
+
 ETAG = re.compile(r'"[0-9a-f]{32}"')
 
 

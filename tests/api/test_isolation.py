@@ -12,6 +12,9 @@ from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 from tests.tokens import ALL_SCOPES, bearer, hs_secret, token
 
+# Also run through PgBouncer, in transaction and in session mode, by `tox -e pgbouncer`.
+pytestmark = pytest.mark.pooler
+
 ALICE = bearer(token("alice"))
 BOB = bearer(token("bob"))
 ADMIN = bearer(token("root", ["agent_os:admin"]))

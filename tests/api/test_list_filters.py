@@ -13,6 +13,9 @@ import pytest
 
 from persistence import store
 
+# Also run through PgBouncer, in transaction and in session mode, by `tox -e pgbouncer`.
+pytestmark = pytest.mark.pooler
+
 METADATA = {
     "travel": {"team": "travel", "tags": ["urgent", "eu"], "level": 1, "owner": {"name": "ann", "org": "x"}},
     "travel-2": {"team": "travel", "tags": ["eu"], "level": 1.0, "flag": True},

@@ -12,6 +12,9 @@ import pytest
 
 from tests.api.helpers import stored_session
 
+# Also run through PgBouncer, in transaction and in session mode, by `tox -e pgbouncer`.
+pytestmark = pytest.mark.pooler
+
 MERGE = {"Content-Type": "application/merge-patch+json"}
 
 

@@ -215,7 +215,7 @@ def test_a_database_that_stops_answering_costs_each_request_its_deadline_not_for
         assert client.post("/sessions", json={"session_id": "before"}).status_code == 201
 
         proxy.stall()
-        # The pooled connection first (its pre-ping hangs), then new connections (their
+        # The pooled connection first (its first statement hangs), then new connections (their
         # handshake hangs), a write among them.
         for method, path in (
             ("GET", "/sessions/before"),

@@ -13,6 +13,9 @@ from settings import DatabaseSettings, Settings
 from tests.api.helpers import add_run, iso, not_an_object, stored_runs, stored_session
 from tests.direct import DirectDatabase
 
+# Also run through PgBouncer, in transaction and in session mode, by `tox -e pgbouncer`.
+pytestmark = pytest.mark.pooler
+
 USER_MESSAGE = {
     "id": "m1",
     "content": "What tools do you have?",
