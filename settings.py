@@ -107,7 +107,7 @@ class Settings:
     max_body_bytes: int = 1_048_576
     # PostgreSQL connections each server process keeps, and may open beyond them under load.
     pool_size: int = 5
-    max_overflow: int = 10
+    max_overflow: int = 0
     # Seconds one unit of work may take on a database server (PostgreSQL) before the request is
     # answered 503: a server that stops answering must not hold requests for ever.
     database_timeout: float = 10.0
@@ -129,7 +129,7 @@ class Settings:
             "validate_responses": _flag(env, "AGENTOS_SESSIONS_VALIDATE_RESPONSES", default=True),
             "max_body_bytes": _positive_int(env, "AGENTOS_SESSIONS_MAX_BODY_BYTES", default=1_048_576),
             "pool_size": _positive_int(env, "AGENTOS_SESSIONS_POOL_SIZE", default=5),
-            "max_overflow": _whole_number(env, "AGENTOS_SESSIONS_MAX_OVERFLOW", default=10),
+            "max_overflow": _whole_number(env, "AGENTOS_SESSIONS_MAX_OVERFLOW", default=0),
             "database_timeout": _seconds(env, "AGENTOS_SESSIONS_DATABASE_TIMEOUT", default=10.0),
             "security": SecuritySettings.from_env(env),
         }

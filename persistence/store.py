@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy import update as update_statement
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.schema import CreateSchema
 
 from persistence.models import AGNO_TABLE_VERSION, Models, schema_versions_table
@@ -71,6 +73,17 @@ class _Statements:
             R.c.session_id == bindparam("session_id"), R.c.run_id == bindparam("run_id")
         )
         self.has_runs = select(R.c.run_id).where(R.c.session_id == bindparam("session_id")).limit(1)
+        # PostgreSQL: a session and its runs (a JSON array in agno's order) in one row, and the
+        # session's columns as a row of their own (what get_session returns).
+        runs_of_session = (
+            select(func.coalesce(func.jsonb_agg(aggregate_order_by(R.c.run_data, *run_order)), text("'[]'::jsonb")))
+            .where(R.c.session_id == S.c.session_id)
+            .scalar_subquery()
+        )
+        with_runs = select(*self.session_columns, type_coerce(runs_of_session, JSONB).label("runs"))
+        self.get_session_and_runs = with_runs.where(S.c.session_id == bindparam("session_id"))
+        self.get_owned_session_and_runs = self.get_session_and_runs.where(S.c.user_id == bindparam("user_id"))
+        self.session_record = namedtuple("SessionRecord", [column.key for column in self.session_columns])
         position = func.row_number().over(partition_by=R.c.session_id, order_by=run_order).label("position")
         ranked = (
             select(R.c.run_id, R.c.session_id, position)
@@ -109,9 +122,22 @@ def get_session(
 def get_session_with_runs(
     db: Connection, m: Models, session_id: str, *, user_id: str | None = None
 ) -> tuple[SessionRow | None, list[dict[str, Any]]]:
-    """A session row and its runs, or (None, []) if it does not exist (or is not ``user_id``'s)."""
-    row = get_session(db, m, session_id, user_id=user_id)
-    return (row, get_runs(db, m, session_id)) if row is not None else (None, [])
+    """A session row and its runs, or (None, []) if it does not exist (or is not ``user_id``'s).
+
+    On PostgreSQL in one statement: reads run outside a transaction there (one statement, one
+    round trip, one snapshot); SQLite reads the two in its transaction."""
+    if db.dialect.name != "postgresql":
+        row = get_session(db, m, session_id, user_id=user_id)
+        return (row, get_runs(db, m, session_id)) if row is not None else (None, [])
+    q = _statements(m)
+    if user_id is None:
+        found = db.execute(q.get_session_and_runs, {"session_id": session_id}).one_or_none()
+    else:
+        found = db.execute(q.get_owned_session_and_runs, {"session_id": session_id, "user_id": user_id}).one_or_none()
+    if found is None:
+        return None, []
+    *columns, runs = found
+    return q.session_record(*columns), [run for run in runs if isinstance(run, dict)]
 
 
 def session_id_taken(db: Connection, m: Models, session_id: str) -> bool:

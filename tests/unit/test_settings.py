@@ -223,7 +223,7 @@ def test_postgresql_without_its_driver_says_what_to_install(monkeypatch):
 def test_pool_settings_from_the_environment():
     settings = Settings.from_env({"AGENTOS_SESSIONS_POOL_SIZE": "2", "AGENTOS_SESSIONS_MAX_OVERFLOW": "0"})
     assert (settings.pool_size, settings.max_overflow) == (2, 0)
-    assert (Settings.from_env({}).pool_size, Settings.from_env({}).max_overflow) == (5, 10)
+    assert (Settings.from_env({}).pool_size, Settings.from_env({}).max_overflow) == (5, 0)
     with pytest.raises(SettingsError, match="AGENTOS_SESSIONS_POOL_SIZE must be a positive whole number"):
         Settings.from_env({"AGENTOS_SESSIONS_POOL_SIZE": "0"})
 
