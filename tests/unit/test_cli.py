@@ -63,6 +63,16 @@ def test_a_worker_that_cannot_listen_exits_so_that_it_is_not_started_again(capsy
     assert capsys.readouterr().err == f"agentos-sessions: a worker cannot listen on {address}: Address already in use\n"
 
 
+def test_an_ipv6_address_is_checked_as_one(capsys, monkeypatch):
+    monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
+    with socket.create_server(("::1", 0), family=socket.AF_INET6) as taken:
+        port = taken.getsockname()[1]
+        assert app.main(["serve", "--host", "::1", "--port", str(port)]) == 1
+    assert capsys.readouterr().err == (
+        f"agentos-sessions: port {port} on ::1 is already in use: stop what listens there or choose another --port\n"
+    )
+
+
 def test_an_address_of_another_machine_is_said(capsys, monkeypatch):
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
     assert app.main(["serve", "--host", "192.0.2.1", "--port", "7777"]) == 1
