@@ -110,19 +110,22 @@ class SQLiteDatabase(Database):
         options: dict[str, Any] = {} if memory else {"pool_size": 1, "max_overflow": 4}
         self.engine = sqlite_engine(url, **options)
         self._writer = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        # A reader and a writer connection, kept checked out: a unit of work only begins and ends
+        # a transaction on one (a pool checkout, its reset and return cost more than the read).
+        self._connections: dict[bool, Connection] = {}
 
     @property
     def dialect(self) -> str:
         return "sqlite"
 
     async def run(self, work: Work[P, T], /, *args: P.args, write: bool = False, **kwargs: P.kwargs) -> T:
-        engine = self._writer if write else self.engine
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.LOCK_WAIT_SECONDS
         pause = self.FIRST_PAUSE
         while True:
             try:
-                with engine.begin() as db:
+                db = self._connection(write)
+                with db.begin():
                     return work(db, self.models, *args, **kwargs)
             except (OperationalError, sqlite3.OperationalError) as error:
                 if not _is_busy(error):
@@ -133,7 +136,16 @@ class SQLiteDatabase(Database):
             await asyncio.sleep(pause * random.uniform(0.5, 1.0))
             pause = min(pause * 2, self.LONGEST_PAUSE)
 
+    def _connection(self, write: bool) -> Connection:
+        connection = self._connections.get(write)
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self._connections[write] = (self._writer if write else self.engine).connect()
+        return connection
+
     async def close(self) -> None:
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
         self.engine.dispose()
 
 
