@@ -36,7 +36,8 @@ from connexion.context import receive, scope
 from connexion.decorators import StarletteDecorator
 from connexion.exceptions import ProblemException, UnsupportedMediaTypeProblem
 from connexion.jsonifier import Jsonifier
-from connexion.middleware import MiddlewarePosition
+from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
@@ -109,6 +110,29 @@ class _Operation(AsyncOperation):
 class _Api(AsyncApi):
     def make_operation(self, operation) -> AsyncOperation:
         return _Operation.from_operation(operation, pythonic_params=self.pythonic_params, jsonifier=self.jsonifier)
+
+
+class SwaggerUIOnItsPaths(SwaggerUIMiddleware):
+    """Connexion's Swagger UI, asked only for the paths it serves (under /docs).
+
+    Connexion's own matches every request against the UI's routes first (4% of the CPU of a get
+    of one session) before it passes it on."""
+
+    PREFIX = "/docs"
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path != self.PREFIX and not path.startswith(self.PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+# Connexion's middlewares, in its order, with the Swagger UI's replaced.
+MIDDLEWARES = [
+    SwaggerUIOnItsPaths if middleware is SwaggerUIMiddleware else middleware
+    for middleware in ConnexionMiddleware.default_middlewares
+]
 
 
 class RequestGuard:
@@ -260,7 +284,12 @@ def create_app(settings: Settings | None = None) -> connexion.AsyncApp:
     # AsyncApp: handlers are coroutines run on the event loop, no thread hand-off per request
     # (README, Performance: FlaskApp served 0.65x the creates and 0.55x the gets).
     metrics = Metrics()
-    app = connexion.AsyncApp(__name__, lifespan=_lifespan(settings, authenticator, metrics), jsonifier=CompactJson())
+    app = connexion.AsyncApp(
+        __name__,
+        lifespan=_lifespan(settings, authenticator, metrics),
+        jsonifier=CompactJson(),
+        middlewares=list(MIDDLEWARES),
+    )
     # The routed app's APIs make operations whose handlers are decorated once (_DecoratedOnce).
     app._middleware_app.api_cls = _Api
     # Of the middlewares at one position, the first added is the outermost.
