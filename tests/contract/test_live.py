@@ -1,7 +1,9 @@
 """The real program: `agentos-sessions serve` in its own process, fuzzed over HTTP by the Schemathesis CLI.
 
 Twice: open (fuzzed by the contract that server serves, where credentials are optional), and
-with JWTs required and user isolation on (fuzzed by openapi.yaml itself, with a token).
+with JWTs required and user isolation on (fuzzed by openapi.yaml itself, with a token). Each
+server runs on a database of its own: a SQLite file, or under `tox -e pg` a PostgreSQL schema,
+where the sessions the fuzzer created are then found.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from settings import DatabaseSettings
 from tests.databases import fresh_database
+from tests.direct import DirectDatabase
 from tests.servers import command, running_server
 from tests.tokens import hs_secret, token
 
@@ -21,18 +25,29 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def served(tmp_path):
+def open_database(tmp_path) -> DatabaseSettings:
+    """The open server's database."""
+    return fresh_database(tmp_path, "open")
+
+
+@pytest.fixture
+def jwt_database(tmp_path) -> DatabaseSettings:
+    """The JWT server's database."""
+    return fresh_database(tmp_path, "jwt")
+
+
+@pytest.fixture
+def served(tmp_path, open_database):
     """An open server."""
-    with running_server(fresh_database(tmp_path, "open"), tmp_path / "open") as url:
+    with running_server(open_database, tmp_path / "open") as url:
         yield url
 
 
 @pytest.fixture
-def served_with_jwt(tmp_path):
+def served_with_jwt(tmp_path, jwt_database):
     """A server that requires JWTs (HS256) and isolates users."""
-    database = fresh_database(tmp_path, "jwt")
     with running_server(
-        database, tmp_path / "jwt", JWT_VERIFICATION_KEY=hs_secret(), AGENTOS_USER_ISOLATION="true"
+        jwt_database, tmp_path / "jwt", JWT_VERIFICATION_KEY=hs_secret(), AGENTOS_USER_ISOLATION="true"
     ) as url:
         yield url
 
@@ -58,17 +73,28 @@ def _ran_everything(output: str) -> None:
     assert re.search(r"Test cases:\n  (\d+) generated, \1 passed", output), output[-2000:]
 
 
-def test_schemathesis_cli_against_the_open_server_finds_no_failures(served):
+def _stored_sessions(database: DatabaseSettings) -> int:
+    """How many sessions ``database`` holds: the fuzzed server wrote where the test says it did."""
+    direct = DirectDatabase(database)
+    try:
+        return len(direct.snapshot()[0])
+    finally:
+        direct.dispose()
+
+
+def test_schemathesis_cli_against_the_open_server_finds_no_failures(served, open_database):
     result = _schemathesis(f"{served}/openapi.json")
     assert result.returncode == 0, result.stdout[-5000:]
     _ran_everything(result.stdout)
+    assert _stored_sessions(open_database) > 0
 
 
-def test_schemathesis_cli_with_a_token_finds_no_failures(served_with_jwt):
+def test_schemathesis_cli_with_a_token_finds_no_failures(served_with_jwt, jwt_database):
     bearer = f"Authorization: Bearer {token('fuzzer', expires_in=3600)}"
     result = _schemathesis("openapi.yaml", "--url", served_with_jwt, "-H", bearer)
     assert result.returncode == 0, result.stdout[-5000:]
     _ran_everything(result.stdout)
+    assert _stored_sessions(jwt_database) > 0
 
 
 def test_the_open_server_answers_without_credentials_and_the_jwt_server_does_not(served, served_with_jwt):

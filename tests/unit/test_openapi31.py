@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import connexion
 import pytest
 from connexion.exceptions import InvalidSpecification
@@ -42,6 +44,7 @@ ECHO_DOCUMENT = {
                     "kind": {"const": "echo"},
                     "note": {"type": ["string", "null"], "maxLength": 3},
                     "say": {"type": "string"},
+                    "data": {"type": "object"},
                 },
             }
         }
@@ -255,6 +258,111 @@ def test_the_opening_beyond_the_limit_is_found_outside_strings():
     text = '{"s": "[[[[\\"{{{", "a": [[[1]]]}'
     assert openapi31._opening_beyond(text, 3) == text.index("[[[1") + 2
     assert openapi31._opening_beyond(text, 4) == 0
+
+
+FINITE = "Input should be a finite number"
+NUL = "String should not contain the NUL character (\\u0000): it cannot be stored"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"ok": [1, 1.5, "a", None, True, {"b": -(2**63)}], "max": 2**63 - 1}, []),
+        (
+            {"a": [{"b": "x\0"}]},
+            [{"type": "string_nul_character", "loc": ["body", "a", 0, "b"], "msg": NUL, "input": "x\0"}],
+        ),
+        ({"k\0": 1}, [{"type": "string_nul_character", "loc": ["body", "k\0"], "msg": NUL, "input": "k\0"}]),
+        (
+            [2**63, -(2**63) - 1, 1e30],
+            [
+                {
+                    "type": "less_than_equal",
+                    "loc": ["body", 0],
+                    "msg": "Input should be less than or equal to 9223372036854775807",
+                    "input": 2**63,
+                    "ctx": {"le": 2**63 - 1},
+                },
+                {
+                    "type": "greater_than_equal",
+                    "loc": ["body", 1],
+                    "msg": "Input should be greater than or equal to -9223372036854775808",
+                    "input": -(2**63) - 1,
+                    "ctx": {"ge": -(2**63)},
+                },
+                {
+                    "type": "less_than_equal",
+                    "loc": ["body", 2],
+                    "msg": "Input should be less than or equal to 9223372036854775807",
+                    "input": 1e30,
+                    "ctx": {"le": 2**63 - 1},
+                },
+            ],
+        ),
+        (
+            {"f": float("-inf")},
+            [{"type": "finite_number", "loc": ["body", "f"], "msg": FINITE, "input": -math.inf}],
+        ),
+    ],
+)
+def test_storable_errors_name_what_no_engine_stores_at_any_depth_keys_included(value, expected):
+    assert openapi31.storable_errors(value, ["body"]) == expected
+
+
+def test_an_integer_parameter_without_a_maximum_is_bounded_by_64_bits(echo_client):
+    response = echo_client.post("/echo", params={"n": str(2**64)}, json={"kind": "echo"})
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "detail": [
+                {
+                    "type": "less_than_equal",
+                    "loc": ["query", "n"],
+                    "msg": "Input should be less than or equal to 9223372036854775807",
+                    "input": str(2**64),
+                    "ctx": {"le": 2**63 - 1},
+                }
+            ]
+        },
+    )
+
+
+def test_a_body_integer_past_64_bits_is_read_exactly_not_as_orjson_float(echo_client):
+    body = b'{"kind": "echo", "data": {"n": 18446744073709551616}}'
+    response = echo_client.post("/echo", content=body, headers={"Content-Type": "application/json"})
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "detail": [
+                {
+                    "type": "less_than_equal",
+                    "loc": ["body", "data", "n"],
+                    "msg": "Input should be less than or equal to 9223372036854775807",
+                    "input": 2**64,
+                    "ctx": {"le": 2**63 - 1},
+                }
+            ]
+        },
+    )
+
+
+def test_nul_in_a_string_the_contract_does_not_restrict_is_422(echo_client):
+    response = echo_client.post("/echo", json={"kind": "echo", "say": "a\0", "data": {"k\0": 1}})
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "detail": [
+                {"type": "string_nul_character", "loc": ["body", "say"], "msg": NUL, "input": "a\0"},
+                {"type": "string_nul_character", "loc": ["body", "data", "k\0"], "msg": NUL, "input": "k\0"},
+            ]
+        },
+    )
+
+
+def test_members_the_body_schema_does_not_declare_are_not_checked(echo_client):
+    """No handler reads them: they are ignored, as FastAPI ignores them."""
+    response = echo_client.post("/echo", json={"kind": "echo", "extra": ["a\0", 2**64]})
+    assert (response.status_code, response.json()) == (200, {"kind": "echo", "extra": ["a\0", 2**64]})
 
 
 def test_several_request_media_types_are_not_warned_about_on_every_request(caplog):
