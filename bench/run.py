@@ -161,6 +161,9 @@ def _run_pass(wrk: str, args, engine: str, workers: int, agentos_python: Path) -
             database_url = _fresh_copy(engine, name, args)
             log = args.out / f"{name}-{engine}-{workers}w.log"
             servers[name] = _start(name, database_url, agentos_python, workers, log, engine)
+        # The copies just written (100 MB each) out to disk first: left dirty, their writeback
+        # would hold up the fsync of every commit the servers make while it lasts.
+        os.sync()
         for server in servers.values():
             _warm_up(wrk, server, args.connections)
         return _measure(wrk, servers, args)
