@@ -370,6 +370,7 @@ def _open_databases(settings: Settings) -> dict[str, Database]:
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
         "timeout": settings.database_timeout,
+        "prepared_statements": settings.prepared_statements,
     }
     return {db_id: open_database(db_id, config, **options) for db_id, config in settings.databases.items()}
 

@@ -111,6 +111,10 @@ class Settings:
     # Seconds one unit of work may take on a database server (PostgreSQL) before the request is
     # answered 503: a server that stops answering must not hold requests for ever.
     database_timeout: float = 10.0
+    # PostgreSQL: let psycopg prepare the statements a connection runs often. Off by default: a
+    # pooler in transaction mode (PgBouncer before 1.21) runs each transaction on any server
+    # connection, where a statement prepared by another client may have the same name.
+    prepared_statements: bool = False
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def __post_init__(self) -> None:
@@ -131,6 +135,7 @@ class Settings:
             "pool_size": _positive_int(env, "AGENTOS_SESSIONS_POOL_SIZE", default=5),
             "max_overflow": _whole_number(env, "AGENTOS_SESSIONS_MAX_OVERFLOW", default=0),
             "database_timeout": _seconds(env, "AGENTOS_SESSIONS_DATABASE_TIMEOUT", default=10.0),
+            "prepared_statements": _flag(env, "AGENTOS_SESSIONS_PREPARED_STATEMENTS", default=False),
             "security": SecuritySettings.from_env(env),
         }
         raw = env.get("AGENTOS_SESSIONS_DATABASES")

@@ -164,6 +164,7 @@ class AsyncDriverDatabase(Database):
         pool_size: int = 5,
         max_overflow: int = 10,
         timeout: float | None = None,
+        prepared_statements: bool = False,
     ) -> None:
         super().__init__(db_id, settings, table_schema(settings))
         # Seconds a unit of work may take, from waiting for a pooled connection to the commit.
@@ -179,13 +180,20 @@ class AsyncDriverDatabase(Database):
             # dropped (restart, failover, a pooler's idle timeout) fails its first statement
             # instead, and the unit of work is run again on a new one (_unit_of_work).
             pool_pre_ping=False,
-            # The name pg_stat_activity shows for our connections.
-            connect_args={"connect_timeout": self.CONNECT_TIMEOUT, "application_name": APPLICATION_NAME},
+            connect_args={
+                "connect_timeout": self.CONNECT_TIMEOUT,
+                # The name pg_stat_activity shows for our connections.
+                "application_name": APPLICATION_NAME,
+                # None: psycopg prepares nothing. Its names (_pg3_0, _pg3_1, ...) are per client
+                # connection, so behind a pooler in transaction mode a statement prepared by
+                # another client under the same name, even a DELETE, could run in its place.
+                # Otherwise psycopg's default: a statement run 5 times on a connection.
+                "prepare_threshold": 5 if prepared_statements else None,
+            },
         )
         # Reads are single statements or tolerate each statement seeing the latest commit: in
         # autocommit they need no BEGIN and COMMIT, two round trips of a point read's three.
         self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._preparing = True
 
     @property
     def dialect(self) -> str:
@@ -214,8 +222,7 @@ class AsyncDriverDatabase(Database):
 
     async def _unit_of_work(self, work: Work[P, T], args: tuple, kwargs: dict, *, write: bool) -> T:
         """Run the work once, and once more if it failed in a way that changed nothing and that a
-        new connection cures: a pooled connection the server had closed, or prepared statements
-        that a pooler in transaction mode lost (after which none are prepared)."""
+        new connection cures: a pooled connection the server had closed."""
         try:
             return await self._attempt(work, args, kwargs, write=write)
         except _Retry as retry:
@@ -243,8 +250,6 @@ class AsyncDriverDatabase(Database):
         except DBAPIError as error:
             if stage == "work" and error.connection_invalidated:
                 raise _Retry("the server had closed a pooled connection") from error
-            if stage == "work" and _prepared_statements_lost(error) and self._stop_preparing():
-                raise _Retry("prepared statements are disabled") from error
             if isinstance(error, OperationalError | InterfaceError):
                 # Connection refused or lost, server shutting down, a serialization failure:
                 # the same request may succeed a moment later.
@@ -253,21 +258,6 @@ class AsyncDriverDatabase(Database):
         except PoolTimeout as error:
             # Every pooled connection busy for longer than the pool's timeout.
             raise DatabaseUnreachable(f"database {self.id!r}: {error}") from error
-
-    def _stop_preparing(self) -> bool:
-        """Prepare no more statements on any connection of this database; False if none were."""
-        if not self._preparing:
-            # Already off: the error came from a connection's last prepared statement.
-            return True
-        self._preparing = False
-        logger.warning(
-            "Database %r: the server no longer knows this connection's prepared statements, as "
-            "behind a pooler in transaction mode (PgBouncer's pool_mode = transaction): "
-            "statements are no longer prepared on its connections",
-            self.id,
-        )
-        event.listen(self.engine.sync_engine, "checkout", _without_prepared_statements)
-        return True
 
     def _abandon(self, unit: asyncio.Task) -> None:
         """Cancel a unit of work without waiting for it: psycopg first asks the server to cancel
@@ -292,21 +282,6 @@ APPLICATION_NAME = "agentos-sessions"
 
 class _Retry(Exception):
     """An attempt at a unit of work failed without effect, in a way the next attempt avoids."""
-
-
-# SQLSTATEs of a prepared statement the server does not have (26000) or already has (42P05):
-# psycopg prepares a statement run often enough on its connection, and a pooler in transaction
-# mode runs each transaction on whichever server connection is free.
-_PREPARED_STATEMENT_ERRORS = ("26000", "42P05")
-
-
-def _prepared_statements_lost(error: DBAPIError) -> bool:
-    return getattr(error.orig, "sqlstate", None) in _PREPARED_STATEMENT_ERRORS
-
-
-def _without_prepared_statements(dbapi_connection, _record, _proxy) -> None:
-    # psycopg's prepare_threshold None: no statement is prepared or run as prepared any more.
-    dbapi_connection.driver_connection.prepare_threshold = None
 
 
 def check_driver(settings: DatabaseSettings) -> None:
@@ -337,7 +312,8 @@ def open_database(db_id: str, settings: DatabaseSettings, **options: Any) -> Dat
     """The database for one configuration; connects lazily, on its first unit of work.
 
     ``options`` apply to a database server: ``pool_size`` and ``max_overflow`` size its connection
-    pool, ``timeout`` (seconds) bounds each unit of work."""
+    pool, ``timeout`` (seconds) bounds each unit of work, ``prepared_statements`` lets psycopg
+    prepare the statements a connection runs often."""
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
         return SQLiteDatabase(db_id, settings, url)

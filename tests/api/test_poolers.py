@@ -15,7 +15,8 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from app import create_app
-from persistence.database import APPLICATION_NAME
+from persistence import store
+from persistence.database import APPLICATION_NAME, open_database
 from settings import DatabaseSettings, Settings
 from tests.api.helpers import add_run, stored_session
 from tests.databases import PG_URL, fresh_database
@@ -77,6 +78,28 @@ def test_a_pooled_connection_the_server_closed_is_replaced_before_the_request_se
         direct.dispose()
 
 
+def _prepared_on_this_connection(db, _models) -> int:
+    return db.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar()
+
+
+@pytest.mark.parametrize(("enabled", "prepared"), [(False, 0), (True, 1)])
+def test_statements_are_prepared_only_when_asked(tmp_path, enabled, prepared):
+    """Off by default, safe behind any pooler; AGENTOS_SESSIONS_PREPARED_STATEMENTS=true lets
+    psycopg prepare a statement a connection has run 5 times."""
+    database = open_database("main", fresh_database(tmp_path), timeout=10, prepared_statements=enabled)
+
+    async def read_often() -> int:
+        try:
+            await database.migrate()
+            for _ in range(6):  # one connection: each unit of work returns it before the next
+                await database.run(store.get_session, "absent")
+            return await database.run(_prepared_on_this_connection)
+        finally:
+            await database.close()
+
+    assert min(asyncio.run(read_often()), 1) == prepared
+
+
 # --- PgBouncer ---------------------------------------------------------------------------------
 
 CLIENTS = 32
@@ -88,8 +111,8 @@ SHARED_RUNS = 3
 def test_every_operation_through_pgbouncer_under_load_answers_without_error(tmp_path, pool_mode):
     """32 clients, each on its own connection, run every operation in turn through PgBouncer:
     every answer is the expected one, and the tables hold what was acknowledged. In transaction
-    mode (4 server connections for up to 15 of ours) each transaction may land on another server
-    connection, so statements prepared on one are unknown on the next."""
+    mode (4 server connections for up to 5 of ours) each transaction may land on another server
+    connection: no statement is prepared, so none can be another client's."""
     direct_settings = fresh_database(tmp_path)
     with pgbouncer(PG_URL, pool_mode) as pooled_url:
         database = DatabaseSettings(pooled_url, db_schema=direct_settings.db_schema)

@@ -239,3 +239,8 @@ def test_database_timeout_from_the_environment():
             Settings.from_env({"AGENTOS_SESSIONS_DATABASE_TIMEOUT": wrong})
     with pytest.raises(SettingsError, match="The database timeout must be a positive number of seconds"):
         Settings(database_timeout=0)
+
+
+def test_prepared_statements_are_off_unless_asked():
+    assert Settings.from_env({}).prepared_statements is False
+    assert Settings.from_env({"AGENTOS_SESSIONS_PREPARED_STATEMENTS": "true"}).prepared_statements is True
