@@ -112,8 +112,9 @@ class Settings:
     # answered 503: a server that stops answering must not hold requests for ever.
     database_timeout: float = 10.0
     # PostgreSQL: let psycopg prepare the statements a connection runs often. Off by default: a
-    # pooler in transaction mode (PgBouncer before 1.21) runs each transaction on any server
-    # connection, where a statement prepared by another client may have the same name.
+    # pooler in transaction mode (PgBouncer without max_prepared_statements) runs each
+    # transaction on any server connection, where another client may have prepared a statement
+    # under the same name.
     prepared_statements: bool = False
     security: SecuritySettings = field(default_factory=SecuritySettings)
 

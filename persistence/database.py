@@ -1,11 +1,13 @@
 """Databases and their units of work, for a server whose handlers run on an asyncio event loop.
 
 A unit of work is a plain function ``work(db, models, ...)`` over a SQLAlchemy ``Connection``
-(the store functions are such functions); :meth:`Database.run` runs it in one transaction,
-committed when it returns and rolled back if it raises. How it runs depends on the engine:
+(the store functions are such functions); :meth:`Database.run` runs it, a write in one
+transaction, committed when it returns and rolled back if it raises. How it runs depends on the
+engine:
 
 * SQLite is a library call on a local file, microseconds long: the work runs inline on the
-  event loop, on one connection, without a hand-off to a thread. A write begins with
+  event loop, without a hand-off to a thread, on one of two connections kept open (a reader and
+  a writer), a read in a transaction too. A write begins with
   ``BEGIN IMMEDIATE`` so that it holds the write lock from its first read; when another process
   holds that lock the unit of work is retried after an ``asyncio.sleep``, never by SQLite's busy
   handler, which would sleep on the event loop.
@@ -15,7 +17,7 @@ committed when it returns and rolled back if it raises. How it runs depends on t
   server that stops answering costs a request a 503, not an answer that never comes. Each round
   trip counts there: reads run in autocommit (no BEGIN and COMMIT around them), and a pooled
   connection is not pinged before use; one the server has closed fails its first statement and
-  the unit of work is run again, once, on a new connection (see :meth:`AsyncDriverDatabase.run`).
+  the unit of work is run again, once, on a new connection (see ``AsyncDriverDatabase._attempt``).
 """
 
 from __future__ import annotations
@@ -104,9 +106,10 @@ class SQLiteDatabase(Database):
     def __init__(self, db_id: str, settings: DatabaseSettings, url: URL) -> None:
         super().__init__(db_id, settings)
         memory = url.database in (None, "", ":memory:")
-        # Every unit of work runs to its end before the next starts (no await inside one), so one
-        # connection is all the event loop uses; it is kept open, with a warm page cache. A
-        # private in-memory database keeps SQLAlchemy's default pool, which shares one connection.
+        # Every unit of work runs to its end before the next starts (no await inside one), so a
+        # reader and a writer connection are all the event loop uses; both are kept open, with a
+        # warm page cache. A private in-memory database keeps SQLAlchemy's default pool, whose
+        # one connection both share.
         options: dict[str, Any] = {} if memory else {"pool_size": 1, "max_overflow": 4}
         self.engine = sqlite_engine(url, **options)
         self._writer = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
@@ -162,7 +165,7 @@ class AsyncDriverDatabase(Database):
         url: URL,
         *,
         pool_size: int = 5,
-        max_overflow: int = 10,
+        max_overflow: int = 0,
         timeout: float | None = None,
         prepared_statements: bool = False,
     ) -> None:
@@ -182,8 +185,8 @@ class AsyncDriverDatabase(Database):
             pool_pre_ping=False,
             connect_args={
                 "connect_timeout": self.CONNECT_TIMEOUT,
-                # The name pg_stat_activity shows for our connections.
-                "application_name": APPLICATION_NAME,
+                # The name pg_stat_activity shows for our connections, unless the URL names one.
+                **({} if "application_name" in url.query else {"application_name": APPLICATION_NAME}),
                 # None: psycopg prepares nothing. Its names (_pg3_0, _pg3_1, ...) are per client
                 # connection, so behind a pooler in transaction mode a statement prepared by
                 # another client under the same name, even a DELETE, could run in its place.
@@ -230,7 +233,9 @@ class AsyncDriverDatabase(Database):
         try:
             return await self._attempt(work, args, kwargs, write=write)
         except _Retry as retry:
-            raise DatabaseUnreachable(f"database {self.id!r}: {retry.__cause__}") from retry.__cause__
+            # The driver's message only: SQLAlchemy's would log the statement and its parameters.
+            cause = retry.__cause__
+            raise DatabaseUnreachable(f"database {self.id!r}: {getattr(cause, 'orig', None) or cause}") from cause
 
     async def _attempt(self, work: Work[P, T], args: tuple, kwargs: dict, *, write: bool) -> T:
         # Where the attempt failed: connecting (nothing ran), in the work (rolled back: a

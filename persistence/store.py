@@ -1,6 +1,7 @@
 """Store functions over agno's sessions and runs tables.
 
-Each takes a SQLAlchemy ``Connection`` inside a transaction first and the table ``Models``
+Each takes a SQLAlchemy ``Connection`` first (in a transaction, but for reads on PostgreSQL, which
+run in autocommit) and the table ``Models``
 second, never commits (the caller's unit of work does) and knows nothing of HTTP. They are
 written with SQLAlchemy Core: a request's few statements cost a fraction of what the ORM's
 identity map and unit of work would (README, Performance). Session rows come back as ``Row`` objects

@@ -30,7 +30,7 @@ def pgbouncer(server_url: str, pool_mode: str) -> Iterator[str]:
     # PgBouncer refuses to run as root; as root it is told to become nobody, who must read this.
     directory = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
     directory.chmod(0o755)
-    (directory / "users.txt").write_text(f'"{target.username or "postgres"}" ""\n')
+    (directory / "users.txt").write_text(f'"{target.username or "postgres"}" "{target.password or ""}"\n')
     (directory / "pgbouncer.ini").write_text(
         "[databases]\n"
         f"* = host={target.host or '127.0.0.1'} port={target.port or 5432}\n"
@@ -67,5 +67,9 @@ def pgbouncer(server_url: str, pool_mode: str) -> Iterator[str]:
         yield target.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         shutil.rmtree(directory, ignore_errors=True)

@@ -33,16 +33,24 @@ def _postgresql():
         pytest.fail("tests marked pg need AGENTOS_SESSIONS_TEST_PG_URL (run them with tox -e pg)", pytrace=False)
 
 
-def _close_server_connections(direct: DirectDatabase) -> int:
-    """End, from the server's side, every connection the server under test holds (as a restart
-    of PostgreSQL, a failover or a pooler's idle timeout does); how many there were."""
+def _server_connections(direct: DirectDatabase) -> set[int]:
+    """The backend pids of this database's connections that the server under test opened (by
+    their application_name: run these tests against a database no other agentos-sessions uses)."""
     with direct.engine.connect() as db:
-        ended = db.execute(
-            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name"),
+        rows = db.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE application_name = :name AND datname = current_database()"),
             {"name": APPLICATION_NAME},
-        ).scalar()
+        )
+        return {pid for (pid,) in rows}
+
+
+def _end(direct: DirectDatabase, pids: set[int]) -> None:
+    """End those connections from the server's side, as a restart of PostgreSQL, a failover or a
+    pooler's idle timeout does."""
+    with direct.engine.connect() as db:
+        for pid in pids:
+            db.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         db.commit()
-    return ended
 
 
 @pytest.mark.parametrize(
@@ -64,12 +72,15 @@ def test_a_pooled_connection_the_server_closed_is_replaced_before_the_request_se
     try:
         with TestClient(create_app(Settings(databases={"main": database}))) as client:
             assert client.post("/sessions", json={"session_id": "kept"}).status_code == 201
-            assert _close_server_connections(direct) >= 1
+            ended = _server_connections(direct)
+            assert ended, "the server holds a pooled connection"
+            _end(direct, ended)
 
             response = client.request(method, path, json=body)
 
             assert response.status_code == status, response.text
-            assert _close_server_connections(direct) >= 1, "served on a new connection"
+            now = _server_connections(direct)
+            assert now and now.isdisjoint(ended), "served on a new connection"
         if method == "PATCH":
             assert stored_session(direct, "kept").session_data == {"session_state": {"after": "restart"}}
         if method == "POST":
