@@ -489,8 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _listen_problem(host: str, port: int) -> str | None:
     """Why ``serve`` could not listen on host:port (None: it can), said before anything starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # "::" is every address, IPv4 ones too, as the server's own sockets bind it.
+    dualstack = host == "::" and socket.has_dualstack_ipv6()
     try:
-        with socket.create_server((host, port), family=family):
+        with socket.create_server((host, port), family=family, dualstack_ipv6=dualstack):
             return None
     except socket.gaierror:
         return f"cannot listen on {host!r}: no such address (use an IP address of this machine or a host name)"

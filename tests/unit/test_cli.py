@@ -73,6 +73,16 @@ def test_an_ipv6_address_is_checked_as_one(capsys, monkeypatch):
     )
 
 
+def test_every_address_of_ipv6_counts_ipv4_ports_too(capsys, monkeypatch):
+    monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
+    with socket.create_server(("0.0.0.0", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert app.main(["serve", "--host", "::", "--port", str(port)]) == 1
+    assert capsys.readouterr().err == (
+        f"agentos-sessions: port {port} on :: is already in use: stop what listens there or choose another --port\n"
+    )
+
+
 def test_an_address_of_another_machine_is_said(capsys, monkeypatch):
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
     assert app.main(["serve", "--host", "192.0.2.1", "--port", "7777"]) == 1
