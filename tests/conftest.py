@@ -34,6 +34,13 @@ def _pooler():
         databases.route_through(None)
 
 
+@pytest.fixture(autouse=True)
+def _postgresql_for_pg_tests(request):
+    """A test marked pg fails at once, saying why, when no PostgreSQL server is configured."""
+    if request.node.get_closest_marker("pg") and not PG_URL:
+        pytest.fail("tests marked pg need AGENTOS_SESSIONS_TEST_PG_URL (run them with tox -e pg)", pytrace=False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _test_schemas():
     """On PostgreSQL, the schemas the tests made are dropped when the run ends."""

@@ -27,12 +27,6 @@ from tests.servers import command, environment_for, running_server
 pytestmark = pytest.mark.pg
 
 
-@pytest.fixture(autouse=True)
-def _postgresql():
-    if not PG_URL:
-        pytest.fail("tests marked pg need AGENTOS_SESSIONS_TEST_PG_URL (run them with tox -e pg)", pytrace=False)
-
-
 def _server_connections(direct: DirectDatabase) -> set[int]:
     """The backend pids of this database's connections that the server under test opened (by
     their application_name: run these tests against a database no other agentos-sessions uses)."""

@@ -28,12 +28,6 @@ from tests.tcp_proxy import TcpProxy
 pytestmark = pytest.mark.pg
 
 
-@pytest.fixture(autouse=True)
-def _postgresql():
-    if not PG_URL:
-        pytest.fail("tests marked pg need AGENTOS_SESSIONS_TEST_PG_URL (run them with tox -e pg)", pytrace=False)
-
-
 # --- several processes ----------------------------------------------------------------------
 
 CLIENTS = 24
