@@ -488,11 +488,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _listen_problem(host: str, port: int) -> str | None:
     """Why ``serve`` could not listen on host:port (None: it can), said before anything starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # "::" is every address, IPv4 ones too, as the server's own sockets bind it.
     dualstack = host == "::" and socket.has_dualstack_ipv6()
     try:
-        with socket.create_server((host, port), family=family, dualstack_ipv6=dualstack):
+        with socket.create_server((host, port), family=_address_family(host), dualstack_ipv6=dualstack):
             return None
     except socket.gaierror:
         return f"cannot listen on {host!r}: no such address (use an IP address of this machine or a host name)"
@@ -593,11 +592,15 @@ class ReusePortSocket(socket.socket):
 
     @classmethod
     def bound(cls, host: str, port: int) -> ReusePortSocket:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return _reuse_port_socket(cls, family, (host, port))
+        return _reuse_port_socket(cls, _address_family(host), (host, port))
 
     def __reduce__(self):
         return _worker_socket, (self.family, self.getsockname())
+
+
+def _address_family(host: str) -> socket.AddressFamily:
+    """IPv6 for an IPv6 address (it has colons), IPv4 for any other address or host name."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def _reuse_port_socket(kind: type[socket.socket], family: int, address: tuple) -> socket.socket:

@@ -63,23 +63,22 @@ def test_a_worker_that_cannot_listen_exits_so_that_it_is_not_started_again(capsy
     assert capsys.readouterr().err == f"agentos-sessions: a worker cannot listen on {address}: Address already in use\n"
 
 
-def test_an_ipv6_address_is_checked_as_one(capsys, monkeypatch):
+@pytest.mark.parametrize(
+    ("taken_on", "family", "host"),
+    [
+        # An IPv6 address is checked with an IPv6 socket.
+        ("::1", socket.AF_INET6, "::1"),
+        # "::" is every address, IPv4 ones too, as the server's sockets bind it.
+        ("0.0.0.0", socket.AF_INET, "::"),
+    ],
+)
+def test_a_port_in_use_on_an_ipv6_host_is_said(capsys, monkeypatch, taken_on, family, host):
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
-    with socket.create_server(("::1", 0), family=socket.AF_INET6) as taken:
+    with socket.create_server((taken_on, 0), family=family) as taken:
         port = taken.getsockname()[1]
-        assert app.main(["serve", "--host", "::1", "--port", str(port)]) == 1
+        assert app.main(["serve", "--host", host, "--port", str(port)]) == 1
     assert capsys.readouterr().err == (
-        f"agentos-sessions: port {port} on ::1 is already in use: stop what listens there or choose another --port\n"
-    )
-
-
-def test_every_address_of_ipv6_counts_ipv4_ports_too(capsys, monkeypatch):
-    monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
-    with socket.create_server(("0.0.0.0", 0)) as taken:
-        port = taken.getsockname()[1]
-        assert app.main(["serve", "--host", "::", "--port", str(port)]) == 1
-    assert capsys.readouterr().err == (
-        f"agentos-sessions: port {port} on :: is already in use: stop what listens there or choose another --port\n"
+        f"agentos-sessions: port {port} on {host} is already in use: stop what listens there or choose another --port\n"
     )
 
 
