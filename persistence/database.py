@@ -11,13 +11,10 @@ engine:
   ``BEGIN IMMEDIATE`` so that it holds the write lock from its first read; when another process
   holds that lock the unit of work is retried after an ``asyncio.sleep``, never by SQLite's busy
   handler, which would sleep on the event loop.
-* A database behind a network (PostgreSQL) goes through SQLAlchemy's asyncio engine: the same
-  work function runs in ``AsyncConnection.run_sync``, where each statement awaits the driver, so
-  the event loop is never blocked on the network; and each unit of work has a deadline, so a
-  server that stops answering costs a request a 503, not an answer that never comes. Each round
-  trip counts there: reads run in autocommit (no BEGIN and COMMIT around them), and a pooled
-  connection is not pinged before use; one the server has closed fails its first statement and
-  the unit of work is run again, once, on a new connection (see ``AsyncDriverDatabase._attempt``).
+* PostgreSQL, behind a network, runs the same work function in a greenlet whose statements
+  await psycopg, so the event loop is never blocked on the network; each unit of work has a
+  deadline, so a server that stops answering costs a request a 503, not an answer that never
+  comes (persistence.postgres).
 """
 
 from __future__ import annotations
@@ -32,9 +29,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 import jsoncodec
 from persistence import schema
@@ -152,143 +147,6 @@ class SQLiteDatabase(Database):
         self.engine.dispose()
 
 
-class AsyncDriverDatabase(Database):
-    """A database behind a network, through SQLAlchemy's asyncio engine (see the module's docstring)."""
-
-    # Seconds to wait for a connection to the server before answering 503.
-    CONNECT_TIMEOUT = 5
-
-    def __init__(
-        self,
-        db_id: str,
-        settings: DatabaseSettings,
-        url: URL,
-        *,
-        pool_size: int = 5,
-        max_overflow: int = 0,
-        timeout: float | None = None,
-        prepared_statements: bool = False,
-    ) -> None:
-        super().__init__(db_id, settings, table_schema(settings))
-        # Seconds a unit of work may take, from waiting for a pooled connection to the commit.
-        self.timeout = timeout
-        self._abandoned: set[asyncio.Task] = set()
-        self.engine: AsyncEngine = create_async_engine(
-            url,
-            pool_size=pool_size,
-            max_overflow=max_overflow,
-            json_serializer=json.dumps,
-            json_deserializer=jsoncodec.loads,
-            # No pre-ping: it costs every unit of work a round trip. A connection the server
-            # dropped (restart, failover, a pooler's idle timeout) fails its first statement
-            # instead, and the unit of work is run again on a new one (_unit_of_work).
-            pool_pre_ping=False,
-            connect_args={
-                "connect_timeout": self.CONNECT_TIMEOUT,
-                # The name pg_stat_activity shows for our connections, unless the URL names one.
-                **({} if "application_name" in url.query else {"application_name": APPLICATION_NAME}),
-                # None: psycopg prepares nothing. Its names (_pg3_0, _pg3_1, ...) are per client
-                # connection, so behind a pooler in transaction mode a statement prepared by
-                # another client under the same name, even a DELETE, could run in its place.
-                # Otherwise psycopg's default: a statement run 5 times on a connection.
-                "prepare_threshold": 5 if prepared_statements else None,
-            },
-        )
-        # Reads are single statements or tolerate each statement seeing the latest commit: in
-        # autocommit they need no BEGIN and COMMIT, two round trips of a point read's three.
-        self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
-    async def run(self, work: Work[P, T], /, *args: P.args, write: bool = False, **kwargs: P.kwargs) -> T:
-        if self.timeout is None:
-            return await self._unit_of_work(work, args, kwargs, write=write)
-        # A server that stops answering (frozen, or a network that drops packets) leaves a
-        # statement waiting for as long as the socket stays open; the request would never be
-        # answered. So the unit of work has a deadline.
-        unit = asyncio.ensure_future(self._unit_of_work(work, args, kwargs, write=write))
-        try:
-            done, _ = await asyncio.wait({unit}, timeout=self.timeout)
-        except asyncio.CancelledError:
-            self._abandon(unit)
-            raise
-        if not done:
-            self._abandon(unit)
-            raise DatabaseUnreachable(f"database {self.id!r} did not answer within {self.timeout:g} s")
-        return unit.result()
-
-    async def migrate(self) -> tuple[str | None, str]:
-        # No deadline: a migration may build an index over a large table.
-        return await self._unit_of_work(schema.upgrade, (), {}, write=True)
-
-    async def _unit_of_work(self, work: Work[P, T], args: tuple, kwargs: dict, *, write: bool) -> T:
-        """Run the work once, and once more if it failed in a way that changed nothing and that a
-        new connection cures: a pooled connection the server had closed."""
-        try:
-            return await self._attempt(work, args, kwargs, write=write)
-        except _Retry as retry:
-            logger.info("Database %r: %s; running the unit of work again", self.id, retry)
-        try:
-            return await self._attempt(work, args, kwargs, write=write)
-        except _Retry as retry:
-            # The driver's message only: SQLAlchemy's would log the statement and its parameters.
-            cause = retry.__cause__
-            raise DatabaseUnreachable(f"database {self.id!r}: {getattr(cause, 'orig', None) or cause}") from cause
-
-    async def _attempt(self, work: Work[P, T], args: tuple, kwargs: dict, *, write: bool) -> T:
-        # Where the attempt failed: connecting (nothing ran), in the work (rolled back: a
-        # connection lost mid-transaction is rolled back by the server), or in the COMMIT,
-        # whose outcome a lost connection leaves unknown, so it is never run again.
-        stage = "connect"
-        try:
-            if not write:
-                async with self._reader.connect() as db:
-                    stage = "work"
-                    return await db.run_sync(work, self.models, *args, **kwargs)
-            async with self.engine.begin() as db:
-                stage = "work"
-                result = await db.run_sync(work, self.models, *args, **kwargs)
-                stage = "commit"
-            return result
-        except DBAPIError as error:
-            if stage == "work" and error.connection_invalidated:
-                raise _Retry("the server had closed a pooled connection") from error
-            if isinstance(error, OperationalError | InterfaceError):
-                # Connection refused or lost, server shutting down, a serialization failure:
-                # the same request may succeed a moment later.
-                raise DatabaseUnreachable(f"database {self.id!r}: {error.orig or error}") from error
-            raise
-        except PoolTimeout as error:
-            # Every pooled connection busy for longer than the pool's timeout.
-            raise DatabaseUnreachable(f"database {self.id!r}: {error}") from error
-
-    def _abandon(self, unit: asyncio.Task) -> None:
-        """Cancel a unit of work without waiting for it: psycopg first asks the server to cancel
-        the statement and, if that goes unanswered too, closes the connection, which takes longer
-        than the deadline. The task is kept until it ends, and its outcome read, so that neither
-        the garbage collector nor asyncio's "exception was never retrieved" see it."""
-        unit.cancel()
-        self._abandoned.add(unit)
-        unit.add_done_callback(self._forget)
-
-    def _forget(self, unit: asyncio.Task) -> None:
-        self._abandoned.discard(unit)
-        if not unit.cancelled():
-            unit.exception()
-
-    async def close(self) -> None:
-        await self.engine.dispose()
-
-
-APPLICATION_NAME = "agentos-sessions"
-
-
-class _Retry(Exception):
-    """An attempt at a unit of work failed without effect, in a way the next attempt avoids."""
-
-
 def check_driver(settings: DatabaseSettings) -> None:
     """Refuse, with what to install, a database whose driver is missing (before the server listens)."""
     try:
@@ -322,7 +180,10 @@ def open_database(db_id: str, settings: DatabaseSettings, **options: Any) -> Dat
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
         return SQLiteDatabase(db_id, settings, url)
-    return AsyncDriverDatabase(db_id, settings, psycopg_url(url), **options)
+    # Imported here: psycopg is an optional dependency (check_driver says what to install).
+    from persistence.postgres import PostgresDatabase
+
+    return PostgresDatabase(db_id, settings, psycopg_url(url), **options)
 
 
 def psycopg_url(url: URL) -> URL:

@@ -74,6 +74,7 @@ class _Statements:
             R.c.session_id == bindparam("session_id"), R.c.run_id == bindparam("run_id")
         )
         self.has_runs = select(R.c.run_id).where(R.c.session_id == bindparam("session_id")).limit(1)
+        self.runs_from = self.get_runs.limit(bindparam("limit")).offset(bindparam("offset"))
         # PostgreSQL: a session and its runs (a JSON array in agno's order) in one row, and the
         # session's columns as a row of their own (what get_session returns).
         runs_of_session = (
@@ -104,6 +105,11 @@ class _Statements:
         self.delete_session = delete(S).where(S.c.session_id == bindparam("session_id"))
         self.delete_owned_session = self.delete_session.where(S.c.user_id == bindparam("user_id"))
         self.delete_runs = delete(R).where(R.c.session_id == bindparam("session_id"))
+        existing = select(S.c.session_id).where(S.c.session_id.in_(bindparam("session_ids", expanding=True)))
+        self.existing_sessions = existing
+        self.existing_owned_sessions = existing.where(S.c.user_id == bindparam("user_id"))
+        self.delete_runs_of_sessions = delete(R).where(R.c.session_id.in_(bindparam("session_ids", expanding=True)))
+        self.delete_sessions = delete(S).where(S.c.session_id.in_(bindparam("session_ids", expanding=True)))
 
 
 def get_session(
@@ -184,19 +190,22 @@ def iter_runs(
     db: Connection, m: Models, session_id: str, *, start: int = 0, batch: int = 4
 ) -> Iterable[dict[str, Any]]:
     """A session's runs in order from the ``start``-th, fetched a few at a time, for callers that stop early."""
-    stmt = _statements(m).get_runs.limit(batch)
+    stmt = _statements(m).runs_from
     offset = start
     while True:
-        runs = db.execute(stmt.offset(offset), {"session_id": session_id}).scalars().all()
+        runs = db.execute(stmt, {"session_id": session_id, "limit": batch, "offset": offset}).scalars().all()
         yield from (run for run in runs if isinstance(run, dict))
         if len(runs) < batch:
             return
         offset += batch
 
 
+_PING = select(1)
+
+
 def ping(db: Connection, _m: Models) -> None:
     """A query that only the database being there answers (for /health)."""
-    db.execute(select(1)).scalar()
+    db.execute(_PING).scalar()
 
 
 def list_sessions(
@@ -427,16 +436,17 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def delete_sessions(db: Connection, m: Models, session_ids: Sequence[str], *, user_id: str | None = None) -> int:
     """Delete sessions and their runs; ids that do not exist (or are not ``user_id``'s) are skipped."""
-    S, R = m.sessions, m.runs
-    owned = select(S.c.session_id).where(S.c.session_id.in_(session_ids))
-    if user_id is not None:
-        owned = owned.where(S.c.user_id == user_id)
-    ids = db.execute(owned).scalars().all()
+    q = _statements(m)
+    if user_id is None:
+        ids = db.execute(q.existing_sessions, {"session_ids": list(session_ids)}).scalars().all()
+    else:
+        owned = {"session_ids": list(session_ids), "user_id": user_id}
+        ids = db.execute(q.existing_owned_sessions, owned).scalars().all()
     if not ids:
         return 0
     # Explicit, so that tables created without the foreign key (older agno) lose their runs too.
-    db.execute(delete(R).where(R.c.session_id.in_(ids)))
-    db.execute(delete(S).where(S.c.session_id.in_(ids)))
+    db.execute(q.delete_runs_of_sessions, {"session_ids": ids})
+    db.execute(q.delete_sessions, {"session_ids": ids})
     return len(ids)
 
 

@@ -285,9 +285,8 @@ def test_migrations_started_at_once_by_several_processes_do_not_collide(tmp_path
 
 
 def test_the_pool_is_sized_as_configured():
-    """The pool settings reach the engine (its driver, psycopg, is installed by tox -e pg)."""
+    """The pool settings reach the pool (its driver, psycopg, is installed by tox -e pg)."""
     from persistence.database import open_database
 
     database = open_database("pg", DatabaseSettings("postgresql://localhost/db"), pool_size=3, max_overflow=1)
-    pool = database.engine.sync_engine.pool
-    assert (pool.size(), pool._max_overflow) == (3, 1)
+    assert (database.pool.size, database.pool.capacity) == (3, 4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -742,7 +743,8 @@ def test_an_unexpected_error_is_a_bare_500(client, monkeypatch, caplog):
 
 @pytest.fixture
 def run_queries():
-    """The SQL statements that read the runs table, from any engine, while the test runs."""
+    """The SQL statements that read the runs table while the test runs: from SQLAlchemy's engines
+    (SQLite) and from the statements the PostgreSQL database logs at DEBUG."""
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
@@ -752,9 +754,19 @@ def run_queries():
         if re.search(r"FROM (\w+\.)?agno_runs\b", statement):
             seen.append(statement)
 
+    class Recorder(logging.Handler):
+        def emit(self, entry: logging.LogRecord) -> None:
+            record(None, None, entry.getMessage(), None, None, False)
+
+    sql_log = logging.getLogger("agentos_sessions.sql")
+    recorder, level = Recorder(), sql_log.level
+    sql_log.addHandler(recorder)
+    sql_log.setLevel(logging.DEBUG)
     event.listen(Engine, "before_cursor_execute", record)
     yield seen
     event.remove(Engine, "before_cursor_execute", record)
+    sql_log.removeHandler(recorder)
+    sql_log.setLevel(level)
 
 
 def test_listing_reads_no_runs_of_named_sessions_and_only_the_first_few_of_unnamed(client, database, run_queries):
