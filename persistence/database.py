@@ -7,10 +7,12 @@ engine:
 
 * SQLite is a library call on a local file, microseconds long: the work runs inline on the
   event loop, without a hand-off to a thread, on one of two connections kept open (a reader and
-  a writer), a read in a transaction too. A write begins with
-  ``BEGIN IMMEDIATE`` so that it holds the write lock from its first read; when another process
-  holds that lock the unit of work is retried after an ``asyncio.sleep``, never by SQLite's busy
-  handler, which would sleep on the event loop.
+  a writer), a read in a transaction too. Writes are committed in groups (:class:`_Batch`): those
+  that reach the database in one turn of the event loop share a transaction, begun with
+  ``BEGIN IMMEDIATE`` so that it holds the write lock from its first read, and one COMMIT, so one
+  fsync; each is answered once that commit is done. When another process holds the write lock,
+  the batch waits for it with ``asyncio.sleep``, never in SQLite's busy handler, which would sleep
+  on the event loop.
 * PostgreSQL, behind a network, runs the same work function in a greenlet whose statements
   await psycopg, so the event loop is never blocked on the network; each unit of work has a
   deadline, so a server that stops answering costs a request a 503, not an answer that never
@@ -20,6 +22,7 @@ engine:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -104,19 +107,30 @@ class SQLiteDatabase(Database):
         # Every unit of work runs to its end before the next starts (no await inside one), so a
         # reader and a writer connection are all the event loop uses; both are kept open, with a
         # warm page cache. A private in-memory database keeps SQLAlchemy's default pool, whose
-        # one connection both share.
+        # one connection both share (and so commits each write alone: nothing to sync there).
         options: dict[str, Any] = {} if memory else {"pool_size": 1, "max_overflow": 4}
         self.engine = sqlite_engine(url, **options)
         self._writer = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         # A reader and a writer connection, kept checked out: a unit of work only begins and ends
         # a transaction on one (a pool checkout, its reset and return cost more than the read).
         self._connections: dict[bool, Connection] = {}
+        self._group_commits = not memory
+        self._batch: _Batch | None = None
 
     @property
     def dialect(self) -> str:
         return "sqlite"
 
     async def run(self, work: Work[P, T], /, *args: P.args, write: bool = False, **kwargs: P.kwargs) -> T:
+        if write and self._group_commits:
+            return await self._write(work, args, kwargs)
+        return await self._alone(work, args, kwargs, write=write)
+
+    async def migrate(self) -> tuple[str | None, str]:
+        return await self._alone(schema.upgrade, (), {}, write=True)
+
+    async def _alone(self, work: Work[P, T], args: tuple, kwargs: dict, *, write: bool) -> T:
+        """The unit of work in a transaction of its own."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.LOCK_WAIT_SECONDS
         pause = self.FIRST_PAUSE
@@ -134,6 +148,51 @@ class SQLiteDatabase(Database):
             await asyncio.sleep(pause * random.uniform(0.5, 1.0))
             pause = min(pause * 2, self.LONGEST_PAUSE)
 
+    async def _write(self, work: Work[P, T], args: tuple, kwargs: dict) -> T:
+        """The unit of work in the batch of writes committed together (see :class:`_Batch`).
+
+        It runs in a savepoint: if it fails, its own changes are undone and the batch goes on.
+        Either way it returns once the batch is committed, since what it saw (a session that
+        exists, the version an If-Match compared) may be another unit's write of the batch."""
+        batch = self._batch or await self._begin_batch()
+        driver = batch.driver
+        driver.execute("SAVEPOINT unit")
+        try:
+            result = work(batch.db, self.models, *args, **kwargs)
+        except BaseException as error:
+            batch.undo_unit(error)
+            await asyncio.shield(batch.committed)
+            raise
+        driver.execute("RELEASE unit")
+        await asyncio.shield(batch.committed)
+        return result
+
+    async def _begin_batch(self) -> _Batch:
+        """Begin a batch of writes (``BEGIN IMMEDIATE``), waiting out another process's write lock;
+        it is committed once the event loop has run what is ready now."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.LOCK_WAIT_SECONDS
+        pause = self.FIRST_PAUSE
+        while self._batch is None:  # another unit may have begun one while this one waited
+            try:
+                db = self._connection(True)
+                transaction = db.begin()
+            except (OperationalError, sqlite3.OperationalError) as error:
+                if not _is_busy(error):
+                    raise
+                if loop.time() >= deadline:
+                    raise DatabaseBusy(f"database {self.id!r} stayed locked by another process") from error
+                await asyncio.sleep(pause * random.uniform(0.5, 1.0))
+                pause = min(pause * 2, self.LONGEST_PAUSE)
+                continue
+            self._batch = _Batch(db, transaction, loop.create_future())
+            loop.call_soon(self._commit, self._batch)
+        return self._batch
+
+    def _commit(self, batch: _Batch) -> None:
+        self._batch = None
+        batch.commit()
+
     def _connection(self, write: bool) -> Connection:
         connection = self._connections.get(write)
         if connection is None or connection.closed or connection.invalidated:
@@ -145,6 +204,54 @@ class SQLiteDatabase(Database):
             connection.close()
         self._connections.clear()
         self.engine.dispose()
+
+
+class _Batch:
+    """The writes of one turn of the event loop, committed together: one COMMIT, one fsync.
+
+    With ``synchronous=FULL`` the fsync of each COMMIT is most of a write's time, and it blocks
+    the event loop. The units of work that reach their write while the loop runs what is ready
+    share one transaction (each in its own savepoint), committed when they have all run; each
+    answers only after that commit, so a 2xx still means the write is on disk. They run one
+    after the other, each seeing the ones before: the outcome is that of running them in turn.
+    """
+
+    __slots__ = ("committed", "db", "driver", "failure", "transaction")
+
+    def __init__(self, db: Connection, transaction, committed: asyncio.Future) -> None:
+        self.db = db
+        self.driver = db.connection.driver_connection
+        self.transaction = transaction
+        self.committed = committed
+        self.failure: BaseException | None = None
+
+    def undo_unit(self, error: BaseException) -> None:
+        """Undo a failed unit's changes, keeping the others'."""
+        try:
+            self.driver.execute("ROLLBACK TO unit")
+            self.driver.execute("RELEASE unit")
+        except sqlite3.Error:
+            # SQLite rolled the whole transaction back (an I/O error, a full disk): every unit's
+            # writes are lost, and the commit says so to each.
+            self.failure = self.failure or error
+
+    def commit(self) -> None:
+        if self.failure is None and not self.driver.in_transaction:
+            self.failure = RuntimeError("SQLite rolled back the transaction")
+        try:
+            if self.failure is not None:
+                raise self.failure
+            self.transaction.commit()
+        except BaseException as error:
+            # SQLAlchemy's rollback after a failed COMMIT ends its transaction, not always SQLite's.
+            with contextlib.suppress(Exception):
+                self.transaction.rollback()
+            if self.driver.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.driver.execute("ROLLBACK")
+            self.committed.set_exception(error)
+        else:
+            self.committed.set_result(None)
 
 
 def check_driver(settings: DatabaseSettings) -> None:

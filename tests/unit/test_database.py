@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 
 import pytest
+from sqlalchemy import event
 
 from persistence import store
 from persistence.database import DatabaseBusy, SQLiteDatabase, open_database
@@ -124,3 +125,95 @@ def test_readers_are_not_blocked_by_a_writer(database, path):
         holder.rollback()
         holder.close()
     assert row.session_id == "s"
+
+
+def _committed(path) -> set[str]:
+    """The session ids another connection sees: what has been committed."""
+    with sqlite3.connect(path) as connection:
+        return {session_id for (session_id,) in connection.execute("SELECT session_id FROM agno_sessions")}
+
+
+@pytest.fixture
+def commits(database):
+    """The COMMITs of the database's engine, counted."""
+    count = [0]
+
+    def counted(_connection):
+        count[0] += 1
+
+    event.listen(database.engine, "commit", counted)
+    yield count
+    event.remove(database.engine, "commit", counted)
+
+
+def test_writes_that_arrive_together_share_one_commit_and_answer_after_it(database, path, commits):
+    seen_when_answered: dict[str, set[str]] = {}
+
+    async def write(session_id):
+        await database.run(_add, session_id, write=True)
+        seen_when_answered[session_id] = _committed(path)
+
+    async def scenario():
+        await asyncio.gather(*(write(f"s{n}") for n in range(5)))
+
+    asyncio.run(scenario())
+    assert commits[0] == 1
+    everything = {f"s{n}" for n in range(5)}
+    assert seen_when_answered == dict.fromkeys(everything, everything)
+
+
+def test_a_unit_that_fails_in_a_batch_loses_only_its_own_writes(database, path, commits):
+    def add_then_fail(db, m):
+        _add(db, m, "lost")
+        raise RuntimeError("boom")
+
+    async def scenario():
+        return await asyncio.gather(
+            database.run(_add, "before", write=True),
+            database.run(add_then_fail, write=True),
+            database.run(_add, "after", write=True),
+            return_exceptions=True,
+        )
+
+    first, failed, last = asyncio.run(scenario())
+    assert (first.session_id, last.session_id) == ("before", "after")
+    assert isinstance(failed, RuntimeError) and str(failed) == "boom"
+    assert commits[0] == 1
+    assert _committed(path) == {"before", "after"}
+
+
+def test_a_unit_sees_the_writes_before_it_in_its_batch(database, path):
+    async def scenario():
+        return await asyncio.gather(*(database.run(_add, "same", write=True) for _ in range(3)))
+
+    first, *others = asyncio.run(scenario())
+    assert first.session_id == "same"
+    assert others == [None, None]  # the id was taken by then
+    assert _committed(path) == {"same"}
+
+
+def test_a_commit_that_fails_fails_every_write_of_its_batch(database, path):
+    # A foreign key checked only at COMMIT: a row that breaks it makes the whole commit fail.
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "CREATE TABLE notes (session_id TEXT REFERENCES agno_sessions(session_id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+
+    def add_dangling_note(db, _m):
+        db.exec_driver_sql("INSERT INTO notes VALUES ('nowhere')")
+
+    async def scenario():
+        return await asyncio.gather(
+            database.run(_add, "a", write=True),
+            database.run(add_dangling_note, write=True),
+            database.run(_add, "b", write=True),
+            return_exceptions=True,
+        )
+
+    outcomes = asyncio.run(scenario())
+    assert [type(outcome).__name__ for outcome in outcomes] == ["IntegrityError"] * 3
+    assert all("FOREIGN KEY constraint failed" in str(outcome) for outcome in outcomes)
+    assert _committed(path) == set()
+    # The next write begins a batch of its own and is committed.
+    asyncio.run(database.run(_add, "later", write=True))
+    assert _committed(path) == {"later"}
