@@ -58,6 +58,7 @@ from persistence.database import (
     open_database,
 )
 from persistence.schema import SchemaMismatch
+from server import OneSendHttpToolsProtocol
 from settings import Settings, SettingsError
 
 
@@ -479,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # configuration goes to uvicorn so that every worker process applies it too.
         "access_log": False,
         "log_config": logging_config(access_log_enabled=not args.no_access_log),
+        # uvicorn's httptools protocol, sending each response in one write (server.py).
+        "http": OneSendHttpToolsProtocol,
     }
     if args.workers == 1:
         uvicorn.run(create_app(settings), **options)

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from observability import logging_config
+from server import OneSendHttpToolsProtocol
 from settings import DatabaseSettings, Settings, SettingsError, agno_db_id
 
 
@@ -94,6 +95,7 @@ def test_serve_flag_database_url_wins_and_keeps_the_other_variables(served, monk
         "loop": "asyncio",
         "access_log": False,  # uvicorn's: ours is on, in the logging configuration
         "log_config": logging_config(access_log_enabled=True),
+        "http": OneSendHttpToolsProtocol,
     }
 
 
@@ -109,6 +111,7 @@ def test_serve_with_workers_lets_each_process_build_the_app_from_the_environment
         "loop": "asyncio",
         "access_log": False,
         "log_config": logging_config(access_log_enabled=False),
+        "http": OneSendHttpToolsProtocol,
     }
     assert os.environ["AGENTOS_SESSIONS_DATABASE_URL"] == "sqlite:///w.db"
     assert "AGENTOS_SESSIONS_DATABASES" not in os.environ
