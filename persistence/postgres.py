@@ -213,6 +213,7 @@ class ConnectionPool:
         self._count = 0  # idle, in use, or being opened
         self._waiters: collections.deque[asyncio.Future] = collections.deque()
         self._closing: set[asyncio.Task] = set()
+        self._closed = False
 
     async def get(self) -> AsyncConnection:
         while True:
@@ -240,10 +241,9 @@ class ConnectionPool:
 
     def put(self, connection: AsyncConnection) -> None:
         """Take a connection back: kept if it is usable and idle, else closed."""
-        status = connection.info.transaction_status
-        if connection.closed or connection.broken or status != TransactionStatus.IDLE:
+        if connection.closed or connection.broken or connection.info.transaction_status != TransactionStatus.IDLE:
             self._discard(connection)
-        elif len(self._idle) >= self.size:
+        elif len(self._idle) >= self.size or self._closed:
             self._discard(connection)  # an overflow connection: closed, as SQLAlchemy's pool does
         else:
             self._idle.append(connection)
@@ -269,8 +269,9 @@ class ConnectionPool:
                 return
 
     async def close(self) -> None:
+        self._closed = True  # connections still in use are closed when they come back
+        self.capacity = 0
         self.drop_idle()
-        self.capacity = 0  # connections still in use are closed when they come back
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
