@@ -87,24 +87,22 @@ async def get_sessions(
     return {"data": data, "meta": meta}, 200
 
 
-FIRST_RUNS = 1
-
-
 def _page_with_names(db, m, **filters):
     """One page of sessions, their total, and their names: stored, or derived from their first runs.
 
     A derived name needs a session's first run with user input, never its whole history: the
-    first run of every unnamed session on the page comes in one query; a session whose first
+    first run of every unnamed session on the page comes with the page; a session whose first
     run carries no user input is read further, a few runs at a time, until one does.
     """
     rows, total = store.list_sessions(db, m, **filters)
     names = {row.session_id: views.stored_name(row.session_data) for row in rows}
-    unnamed = [row for row in rows if names[row.session_id] is None]
-    first = store.first_runs(db, m, [row.session_id for row in unnamed], count=FIRST_RUNS)
-    for row in unnamed:
+    first = store.first_runs_of_unnamed(db, m, rows)
+    for row in rows:
+        if row.session_id not in first:
+            continue
         runs = first[row.session_id]
-        if len(runs) == FIRST_RUNS:
-            runs = itertools.chain(runs, store.iter_runs(db, m, row.session_id, start=FIRST_RUNS))
+        if runs:
+            runs = itertools.chain(runs, store.iter_runs(db, m, row.session_id, start=len(runs)))
         names[row.session_id] = views.derived_name(views.session_type_of(row), row.workflow_data, runs)
     return rows, total, names
 

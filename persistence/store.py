@@ -25,6 +25,7 @@ from sqlalchemy import (
     Select,
     String,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -262,9 +263,27 @@ def list_sessions(
         params["needle"] = session_name.lower() if db.dialect.name == "postgresql" else session_name.casefold()
     if metadata is not None:
         params["metadata"] = metadata
-    total = db.execute(count, params).scalar() or 0
     rows = db.execute(page_of, {**params, "limit": limit, "offset": (page - 1) * limit}).all()
+    # The count comes with each row of the page (one statement, one snapshot); a page past the
+    # end has no row to bring it.
+    total = rows[0].total_count if rows else db.execute(count, params).scalar() or 0
     return rows, total
+
+
+def first_runs_of_unnamed(db: Connection, m: Models, rows: Sequence[SessionRow]) -> dict[str, list[dict[str, Any]]]:
+    """The first run (in agno's order) of each session of a page of :func:`list_sessions` that has
+    no stored name, by session_id: [] for one without runs.
+
+    PostgreSQL's page brings them (its ``first_run`` column); SQLite's are read in one query."""
+    unnamed = [row for row in rows if not has_stored_name(row.session_data)]
+    if db.dialect.name == "postgresql":
+        return {row.session_id: [row.first_run] if isinstance(row.first_run, dict) else [] for row in unnamed}
+    return first_runs(db, m, [row.session_id for row in unnamed], count=1)
+
+
+def has_stored_name(session_data: Any) -> bool:
+    """Whether a session's data holds its name (as PostgreSQL's ``session_data->>'session_name' IS NOT NULL``)."""
+    return isinstance(session_data, dict) and session_data.get("session_name") is not None
 
 
 @functools.lru_cache(maxsize=512)
@@ -304,9 +323,35 @@ def _list_statements(
         time, side = bound.split("_")
         conditions.append(times[time] >= bindparam(bound) if side == "after" else times[time] <= bindparam(bound))
     count = select(func.count()).select_from(m.sessions).where(*conditions)
-    page_of = select(*_statements(m).session_columns).where(*conditions)
-    page_of = _sorted(dialect, page_of, m, sort_by, sort_order).limit(bindparam("limit")).offset(bindparam("offset"))
-    return count, page_of
+    total_count = count.scalar_subquery().label("total_count")
+    session_columns = _statements(m).session_columns
+    key = _sort_key(dialect, m, sort_by)
+    if dialect != "postgresql":
+        page_of = select(*session_columns, total_count).where(*conditions)
+        page_of = _sorted(page_of, key, m.sessions.c.session_id, sort_order)
+        return count, page_of.limit(bindparam("limit")).offset(bindparam("offset"))
+    # PostgreSQL: the page, then its count and the first run of each session without a stored
+    # name, all in one statement (one round trip). The page is a subquery so that the first runs
+    # are read for its rows only, not for the rows its OFFSET skips.
+    page = _sorted(
+        select(*session_columns, key.label("sort_key")).where(*conditions), key, m.sessions.c.session_id, sort_order
+    )
+    page = page.limit(bindparam("limit")).offset(bindparam("offset")).subquery("page")
+    R = m.runs.c
+    first_run = (
+        select(R.run_data)
+        .where(R.session_id == page.c.session_id)
+        .order_by(*(R[column].asc() for column in _RUN_ORDER))
+        .limit(1)
+        .scalar_subquery()
+    )
+    unnamed = page.c.session_data.op("->>")("session_name").is_(None)
+    page_of = select(
+        *(page.c[column.key] for column in session_columns),
+        total_count,
+        case((unnamed, first_run)).label("first_run"),
+    )
+    return count, _sorted(page_of, page.c.sort_key, page.c.session_id, sort_order)
 
 
 def _stored_name(dialect: str, m: Models):
@@ -336,17 +381,19 @@ def _metadata_contains(dialect: str, m: Models, wanted):
     return func.json_contains(metadata, wanted) == 1
 
 
-def _sorted(dialect: str, stmt: Select, m: Models, sort_by: str, sort_order: str) -> Select:
+def _sort_key(dialect: str, m: Models, sort_by: str):
     S = m.sessions.c
     if sort_by == "session_name":
-        key = func.coalesce(_stored_name(dialect, m), "")
-    elif sort_by == "updated_at":
-        key = func.coalesce(S.updated_at, S.created_at)
-    else:
-        key = S[sort_by]
+        return func.coalesce(_stored_name(dialect, m), "")
+    if sort_by == "updated_at":
+        return func.coalesce(S.updated_at, S.created_at)
+    return S[sort_by]
+
+
+def _sorted(stmt: Select, key, session_id, sort_order: str) -> Select:
     direction = (lambda c: c.asc()) if sort_order == "asc" else (lambda c: c.desc())
     # session_id breaks ties so that pages neither repeat nor skip rows.
-    return stmt.order_by(direction(key), direction(S.session_id))
+    return stmt.order_by(direction(key), direction(session_id))
 
 
 def insert_new_session(db: Connection, m: Models, **columns: Any) -> SessionRow | None:
