@@ -46,7 +46,10 @@ from sqlalchemy.engine import make_url
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-OPERATIONS = ("create", "get", "get_empty", "list", "list_filtered", "runs", "patch", "delete")
+# In the order they run. delete removes what create made, right after it, so that every read
+# meets the same seeded data on every server (a faster server creates more sessions, and would
+# otherwise list and count a larger table than a slower one).
+OPERATIONS = ("create", "delete", "get", "get_empty", "list", "list_filtered", "runs", "patch")
 ENGINES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 # agno's PostgresDb default schema: both servers read their tables there.
 PG_SCHEMA = "ai"

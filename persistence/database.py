@@ -45,6 +45,10 @@ Work = Callable[Concatenate[Connection, Models, P], T]
 logger = logging.getLogger("agentos_sessions")
 
 
+# The name pg_stat_activity shows for the server's PostgreSQL connections, unless the URL names one.
+APPLICATION_NAME = "agentos-sessions"
+
+
 class DatabaseUnavailable(Exception):
     """The unit of work could not run now and changed nothing; it may succeed if tried again."""
 

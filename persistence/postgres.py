@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.adapt import AdaptersMap
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from sqlalchemy import ClauseElement
@@ -50,6 +50,7 @@ from sqlalchemy.util import await_, greenlet_spawn
 import jsoncodec
 from persistence import schema
 from persistence.database import (
+    APPLICATION_NAME,
     Database,
     DatabaseUnreachable,
     P,
@@ -60,7 +61,6 @@ from persistence.database import (
 )
 from settings import DatabaseSettings
 
-APPLICATION_NAME = "agentos-sessions"
 # Every statement sent, at DEBUG (what SQLAlchemy's echo shows on its engines).
 sql_logger = logging.getLogger("agentos_sessions.sql")
 
@@ -172,7 +172,10 @@ async def _execute(connection: AsyncConnection, statement: ClauseElement, parame
         sql_logger.debug("%s", statement_.sql)
     cursor = connection.cursor()
     await cursor.execute(statement_.sql, statement_.parameters(parameters))
-    rows = await cursor.fetchall() if cursor.description is not None else []
+    # Whether it returned rows, read from the result's status (cursor.description builds an
+    # object per column, on every statement).
+    result = cursor.pgresult
+    rows = await cursor.fetchall() if result is not None and result.status == ExecStatus.TUPLES_OK else []
     return Result(rows, cursor.rowcount)
 
 
@@ -333,13 +336,26 @@ class PostgresDatabase(Database):
         # A server that stops answering (frozen, or a network that drops packets) leaves a
         # statement waiting for as long as the socket stays open; the request would never be
         # answered. So the unit of work has a deadline.
-        unit = asyncio.ensure_future(self._unit_of_work(work, args, kwargs, write=write))
+        # The work runs in a task of its own, so that at the deadline the request is answered at
+        # once, without waiting for the work's cancellation (see _abandon).
+        loop = asyncio.get_running_loop()
+        unit = loop.create_task(self._unit_of_work(work, args, kwargs, write=write))
+        over = loop.create_future()
+
+        def end(_=None) -> None:
+            if not over.done():
+                over.set_result(None)
+
+        unit.add_done_callback(end)
+        deadline = loop.call_later(self.timeout, end)
         try:
-            done, _ = await asyncio.wait({unit}, timeout=self.timeout)
+            await over
         except asyncio.CancelledError:
             self._abandon(unit)
             raise
-        if not done:
+        finally:
+            deadline.cancel()
+        if not unit.done():
             self._abandon(unit)
             raise DatabaseUnreachable(f"database {self.id!r} did not answer within {self.timeout:g} s")
         return unit.result()

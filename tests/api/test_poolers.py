@@ -16,8 +16,7 @@ from starlette.testclient import TestClient
 
 from app import create_app
 from persistence import store
-from persistence.database import open_database
-from persistence.postgres import APPLICATION_NAME
+from persistence.database import APPLICATION_NAME, open_database
 from settings import DatabaseSettings, Settings
 from tests.api.helpers import add_run, stored_session
 from tests.databases import PG_URL, fresh_database
