@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import re
@@ -214,6 +215,7 @@ class ConnectionPool:
         self.wait = wait
         self._idle: collections.deque[AsyncConnection] = collections.deque()
         self._count = 0  # idle, in use, or being opened
+        # Requests waiting for a connection, first first; each is handed one, or None to open one.
         self._waiters: collections.deque[asyncio.Future] = collections.deque()
         self._closing: set[asyncio.Task] = set()
         self._closed = False
@@ -230,27 +232,44 @@ class ConnectionPool:
                     self._count -= 1
                     self._wake()
                     raise
-            waiter = asyncio.get_running_loop().create_future()
+            # Wait in line: a connection coming back goes to the first in line, never to a request
+            # that arrives meanwhile (which, when it barged in, left a few waiting for half a second).
+            waiter: asyncio.Future[AsyncConnection | None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
                 async with asyncio.timeout(self.wait):
-                    await waiter
+                    connection = await waiter
             except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake()  # the wake-up this waiter took goes to the next one
+                if not waiter.done() or waiter.cancelled():
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
+                elif (handed := waiter.result()) is not None:
+                    self.put(handed)  # handed over as this request gave up: to the next in line
                 else:
-                    self._waiters.remove(waiter)
+                    self._wake()
                 raise
+            if connection is not None:
+                return connection
+            # None: a place was freed (a connection closed); open one.
 
     def put(self, connection: AsyncConnection) -> None:
-        """Take a connection back: kept if it is usable and idle, else closed."""
+        """Take a connection back: to the first request waiting, else kept if it is usable and
+        idle and the pool not full, else closed."""
         if connection.closed or connection.broken or connection.info.transaction_status != TransactionStatus.IDLE:
             self._discard(connection)
-        elif len(self._idle) >= self.size or self._closed:
+            return
+        if self._closed:
+            self._discard(connection)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        if len(self._idle) >= self.size:
             self._discard(connection)  # an overflow connection: closed, as SQLAlchemy's pool does
         else:
             self._idle.append(connection)
-            self._wake()
 
     def drop_idle(self) -> None:
         """Close the idle connections (the server dropped one: it has likely dropped them all)."""
@@ -265,6 +284,7 @@ class ConnectionPool:
         self._wake()
 
     def _wake(self) -> None:
+        """Tell the first request waiting that a place is free: it opens a connection."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():

@@ -173,3 +173,44 @@ def test_closing_the_pool_closes_idle_connections_and_those_that_come_back(pool_
 
     idle, in_use = asyncio.run(scenario())
     assert (idle.closed, in_use.closed) == (True, True)
+
+
+def test_a_returned_connection_goes_to_the_first_in_line_not_to_a_newcomer(pool_of):
+    pool = pool_of(size=1)
+    served: list[str] = []
+
+    async def in_line():
+        connection = await pool.get()
+        served.append("in line")
+        pool.put(connection)
+
+    async def scenario():
+        held = await pool.get()
+        waiting = asyncio.create_task(in_line())
+        await asyncio.sleep(0)
+        pool.put(held)
+        # A request that arrives in the same turn, before the one in line has resumed.
+        connection = await pool.get()
+        served.append("newcomer")
+        pool.put(connection)
+        await waiting
+
+    asyncio.run(scenario())
+    assert served == ["in line", "newcomer"]
+
+
+def test_a_connection_handed_to_a_request_that_gave_up_goes_to_the_next_in_line(pool_of):
+    pool = pool_of(size=1)
+
+    async def scenario():
+        held = await pool.get()
+        giving_up = asyncio.create_task(pool.get())
+        patient = asyncio.create_task(pool.get())
+        await asyncio.sleep(0)
+        pool.put(held)  # handed to giving_up, which is cancelled before it resumes
+        giving_up.cancel()
+        return held, await patient, giving_up
+
+    held, got, giving_up = asyncio.run(scenario())
+    assert giving_up.cancelled()
+    assert got is held
