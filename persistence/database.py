@@ -159,17 +159,30 @@ class SQLiteDatabase(Database):
         Either way it returns once the batch is committed, since what it saw (a session that
         exists, the version an If-Match compared) may be another unit's write of the batch."""
         batch = self._batch or await self._begin_batch()
+        if batch.lost():
+            # SQLite rolled this batch back already (after another unit's failure): a savepoint
+            # here would begin a transaction of its own, committed at once, whatever the batch says.
+            await asyncio.shield(batch.committed)
+            raise self._not_committed(batch)
         driver = batch.driver
-        driver.execute("SAVEPOINT unit")
         try:
+            driver.execute("SAVEPOINT unit")
             result = work(batch.db, self.models, *args, **kwargs)
+            driver.execute("RELEASE unit")
         except BaseException as error:
             batch.undo_unit(error)
             await asyncio.shield(batch.committed)
             raise
-        driver.execute("RELEASE unit")
-        await asyncio.shield(batch.committed)
+        if await asyncio.shield(batch.committed) is not None:
+            raise self._not_committed(batch)
         return result
+
+    def _not_committed(self, batch: _Batch) -> DatabaseUnavailable:
+        """The error of a write lost with its batch (the same write may succeed in another)."""
+        cause = batch.committed.result()
+        error = DatabaseUnavailable(f"database {self.id!r}: the write was not committed: {cause}")
+        error.__cause__ = cause
+        return error
 
     async def _begin_batch(self) -> _Batch:
         """Begin a batch of writes (``BEGIN IMMEDIATE``), waiting out another process's write lock;
@@ -194,8 +207,10 @@ class SQLiteDatabase(Database):
         return self._batch
 
     def _commit(self, batch: _Batch) -> None:
-        self._batch = None
-        batch.commit()
+        if self._batch is batch:
+            self._batch = None
+        if not batch.committed.done():
+            batch.commit()
 
     def _connection(self, write: bool) -> Connection:
         connection = self._connections.get(write)
@@ -204,6 +219,8 @@ class SQLiteDatabase(Database):
         return connection
 
     async def close(self) -> None:
+        if self._batch is not None:
+            self._commit(self._batch)  # before its connection goes
         for connection in self._connections.values():
             connection.close()
         self._connections.clear()
@@ -218,6 +235,8 @@ class _Batch:
     share one transaction (each in its own savepoint), committed when they have all run; each
     answers only after that commit, so a 2xx still means the write is on disk. They run one
     after the other, each seeing the ones before: the outcome is that of running them in turn.
+    ``committed`` is resolved with None once the batch is committed, or with the error that lost
+    it: a unit that failed by itself raises its own error, the others a DatabaseUnavailable.
     """
 
     __slots__ = ("committed", "db", "driver", "failure", "transaction")
@@ -228,6 +247,10 @@ class _Batch:
         self.transaction = transaction
         self.committed = committed
         self.failure: BaseException | None = None
+
+    def lost(self) -> bool:
+        """Whether the batch can no longer be committed (SQLite rolled it back)."""
+        return self.failure is not None or not self.driver.in_transaction
 
     def undo_unit(self, error: BaseException) -> None:
         """Undo a failed unit's changes, keeping the others'."""
@@ -240,9 +263,9 @@ class _Batch:
             self.failure = self.failure or error
 
     def commit(self) -> None:
-        if self.failure is None and not self.driver.in_transaction:
-            self.failure = RuntimeError("SQLite rolled back the transaction")
         try:
+            if self.failure is None and not self.driver.in_transaction:
+                self.failure = RuntimeError("SQLite rolled back the transaction")
             if self.failure is not None:
                 raise self.failure
             self.transaction.commit()
@@ -250,10 +273,10 @@ class _Batch:
             # SQLAlchemy's rollback after a failed COMMIT ends its transaction, not always SQLite's.
             with contextlib.suppress(Exception):
                 self.transaction.rollback()
-            if self.driver.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(sqlite3.Error):
+                if self.driver.in_transaction:
                     self.driver.execute("ROLLBACK")
-            self.committed.set_exception(error)
+            self.committed.set_result(error)
         else:
             self.committed.set_result(None)
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from persistence import store
-from persistence.database import DatabaseBusy, SQLiteDatabase, open_database
+from persistence.database import DatabaseBusy, DatabaseUnavailable, SQLiteDatabase, open_database
 from settings import DatabaseSettings
 
 
@@ -211,9 +211,47 @@ def test_a_commit_that_fails_fails_every_write_of_its_batch(database, path):
         )
 
     outcomes = asyncio.run(scenario())
-    assert [type(outcome).__name__ for outcome in outcomes] == ["IntegrityError"] * 3
-    assert all("FOREIGN KEY constraint failed" in str(outcome) for outcome in outcomes)
+    # Each write was lost with the batch's COMMIT: a 503 (try again), the cause kept.
+    assert [type(outcome) for outcome in outcomes] == [DatabaseUnavailable] * 3
+    assert all("FOREIGN KEY constraint failed" in str(outcome.__cause__) for outcome in outcomes)
     assert _committed(path) == set()
     # The next write begins a batch of its own and is committed.
     asyncio.run(database.run(_add, "later", write=True))
     assert _committed(path) == {"later"}
+
+
+def test_a_batch_sqlite_rolled_back_commits_none_of_its_writes_nor_those_that_follow(database, path):
+    # ON CONFLICT ROLLBACK: a duplicate makes SQLite roll back the whole transaction, not just
+    # the statement, as an I/O error or a full disk can.
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE tags (name TEXT UNIQUE ON CONFLICT ROLLBACK)")
+        connection.execute("INSERT INTO tags VALUES ('taken')")
+
+    def add_taken_tag(db, _m):
+        db.exec_driver_sql("INSERT INTO tags VALUES ('taken')")
+
+    async def scenario():
+        return await asyncio.gather(
+            database.run(_add, "before", write=True),
+            database.run(add_taken_tag, write=True),
+            database.run(_add, "after", write=True),
+            return_exceptions=True,
+        )
+
+    before, failed, after = asyncio.run(scenario())
+    assert type(failed).__name__ == "IntegrityError" and "UNIQUE constraint failed" in str(failed)
+    assert (type(before), type(after)) == (DatabaseUnavailable, DatabaseUnavailable)
+    assert _committed(path) == set()
+    asyncio.run(database.run(_add, "later", write=True))
+    assert _committed(path) == {"later"}
+
+
+def test_closing_commits_the_open_batch_first(database, path):
+    async def scenario():
+        write = asyncio.ensure_future(database.run(_add, "last", write=True))
+        await asyncio.sleep(0)  # the write has run; its batch's commit is not yet due
+        await database.close()
+        return await write
+
+    assert asyncio.run(scenario()).session_id == "last"
+    assert _committed(path) == {"last"}
