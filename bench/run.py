@@ -430,6 +430,8 @@ def _measure(wrk: str, servers: dict, args, *, settle: bool = False) -> list[dic
                     + (f"  connections per worker {_spread(spread)}" if spread else ""),
                     flush=True,
                 )
+            if op == "delete":
+                _remove_leftovers(servers.values())
             if settle and op in WRITING_OPERATIONS:
                 _vacuum(servers.values())
     return samples
@@ -438,6 +440,18 @@ def _measure(wrk: str, servers: dict, args, *, settle: bool = False) -> list[dic
 # Operations after which PostgreSQL holds rows not yet marked visible to every transaction
 # (inserted) or dead ones (updated, deleted), which every later read steps over until a VACUUM.
 WRITING_OPERATIONS = frozenset({"create", "patch", "delete"})
+
+
+def _remove_leftovers(servers) -> None:
+    """Delete what create made and delete did not reach in its time (a server that deletes more
+    slowly than it creates), so that the reads meet the seeded data alone on every server."""
+    for server in servers:
+        url = make_url(server["database_url"])
+        table = f"{PG_SCHEMA}.agno_sessions" if url.get_backend_name() == "postgresql" else "agno_sessions"
+        engine = create_engine(url)
+        with engine.begin() as db:
+            db.exec_driver_sql(f"DELETE FROM {table} WHERE session_id LIKE 'load-%'")
+        engine.dispose()
 
 
 def _vacuum(servers) -> None:
