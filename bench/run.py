@@ -41,7 +41,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 HERE = Path(__file__).resolve().parent
@@ -450,7 +450,7 @@ def _remove_leftovers(servers) -> None:
         table = f"{PG_SCHEMA}.agno_sessions" if url.get_backend_name() == "postgresql" else "agno_sessions"
         engine = create_engine(url)
         with engine.begin() as db:
-            db.exec_driver_sql(f"DELETE FROM {table} WHERE session_id LIKE 'load-%'")
+            db.execute(text(f"DELETE FROM {table} WHERE session_id LIKE :created"), {"created": "load-%"})
         engine.dispose()
 
 
