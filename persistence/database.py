@@ -135,20 +135,28 @@ class SQLiteDatabase(Database):
 
     async def _alone(self, work: Work[P, T], args: tuple, kwargs: dict, *, write: bool) -> T:
         """The unit of work in a transaction of its own."""
+
+        def attempt() -> T:
+            db = self._connection(write)
+            with db.begin():
+                return work(db, self.models, *args, **kwargs)
+
+        return await self._when_unlocked(attempt)
+
+    async def _when_unlocked(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, tried again while another process holds the write lock, up to
+        LOCK_WAIT_SECONDS (then DatabaseBusy); meanwhile this process serves other requests."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.LOCK_WAIT_SECONDS
         pause = self.FIRST_PAUSE
         while True:
             try:
-                db = self._connection(write)
-                with db.begin():
-                    return work(db, self.models, *args, **kwargs)
+                return attempt()
             except (OperationalError, sqlite3.OperationalError) as error:
                 if not _is_busy(error):
                     raise
                 if loop.time() >= deadline:
                     raise DatabaseBusy(f"database {self.id!r} stayed locked by another process") from error
-            # Another process writes: let this process serve other requests meanwhile.
             await asyncio.sleep(pause * random.uniform(0.5, 1.0))
             pause = min(pause * 2, self.LONGEST_PAUSE)
 
@@ -188,23 +196,15 @@ class SQLiteDatabase(Database):
         """Begin a batch of writes (``BEGIN IMMEDIATE``), waiting out another process's write lock;
         it is committed once the event loop has run what is ready now."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.LOCK_WAIT_SECONDS
-        pause = self.FIRST_PAUSE
-        while self._batch is None:  # another unit may have begun one while this one waited
-            try:
+
+        def attempt() -> _Batch:
+            if self._batch is None:  # else another unit began one while this one waited
                 db = self._connection(True)
-                transaction = db.begin()
-            except (OperationalError, sqlite3.OperationalError) as error:
-                if not _is_busy(error):
-                    raise
-                if loop.time() >= deadline:
-                    raise DatabaseBusy(f"database {self.id!r} stayed locked by another process") from error
-                await asyncio.sleep(pause * random.uniform(0.5, 1.0))
-                pause = min(pause * 2, self.LONGEST_PAUSE)
-                continue
-            self._batch = _Batch(db, transaction, loop.create_future())
-            loop.call_soon(self._commit, self._batch)
-        return self._batch
+                self._batch = _Batch(db, db.begin(), loop.create_future())
+                loop.call_soon(self._commit, self._batch)
+            return self._batch
+
+        return await self._when_unlocked(attempt)
 
     def _commit(self, batch: _Batch) -> None:
         if self._batch is batch:
