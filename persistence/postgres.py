@@ -257,10 +257,8 @@ class ConnectionPool:
     def put(self, connection: AsyncConnection) -> None:
         """Take a connection back: to the first request waiting, else kept if it is usable and
         idle and the pool not full, else closed."""
-        if connection.closed or connection.broken or connection.info.transaction_status != TransactionStatus.IDLE:
-            self._discard(connection)
-            return
-        if self._closed:
+        unusable = connection.closed or connection.broken
+        if self._closed or unusable or connection.info.transaction_status != TransactionStatus.IDLE:
             self._discard(connection)
             return
         while self._waiters:

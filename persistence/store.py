@@ -341,7 +341,7 @@ def _list_statements(
     first_run = (
         select(R.run_data)
         .where(R.session_id == page.c.session_id)
-        .order_by(*(R[column].asc() for column in _RUN_ORDER))
+        .order_by(*_statements(m).run_order)
         .limit(1)
         .scalar_subquery()
     )

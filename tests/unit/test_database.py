@@ -133,6 +133,21 @@ def _committed(path) -> set[str]:
         return {session_id for (session_id,) in connection.execute("SELECT session_id FROM agno_sessions")}
 
 
+def _between_two_writes(database, unit) -> list:
+    """Run ``unit`` as a write in one batch with a session added before it ("before") and after
+    it ("after"); the three outcomes, each a result or the exception raised."""
+
+    async def scenario():
+        return await asyncio.gather(
+            database.run(_add, "before", write=True),
+            database.run(unit, write=True),
+            database.run(_add, "after", write=True),
+            return_exceptions=True,
+        )
+
+    return asyncio.run(scenario())
+
+
 @pytest.fixture
 def commits(database):
     """The COMMITs of the database's engine, counted."""
@@ -167,15 +182,7 @@ def test_a_unit_that_fails_in_a_batch_loses_only_its_own_writes(database, path, 
         _add(db, m, "lost")
         raise RuntimeError("boom")
 
-    async def scenario():
-        return await asyncio.gather(
-            database.run(_add, "before", write=True),
-            database.run(add_then_fail, write=True),
-            database.run(_add, "after", write=True),
-            return_exceptions=True,
-        )
-
-    first, failed, last = asyncio.run(scenario())
+    first, failed, last = _between_two_writes(database, add_then_fail)
     assert (first.session_id, last.session_id) == ("before", "after")
     assert isinstance(failed, RuntimeError) and str(failed) == "boom"
     assert commits[0] == 1
@@ -202,15 +209,7 @@ def test_a_commit_that_fails_fails_every_write_of_its_batch(database, path):
     def add_dangling_note(db, _m):
         db.exec_driver_sql("INSERT INTO notes VALUES ('nowhere')")
 
-    async def scenario():
-        return await asyncio.gather(
-            database.run(_add, "a", write=True),
-            database.run(add_dangling_note, write=True),
-            database.run(_add, "b", write=True),
-            return_exceptions=True,
-        )
-
-    outcomes = asyncio.run(scenario())
+    outcomes = _between_two_writes(database, add_dangling_note)
     # Each write was lost with the batch's COMMIT: a 503 (try again), the cause kept.
     assert [type(outcome) for outcome in outcomes] == [DatabaseUnavailable] * 3
     assert all("FOREIGN KEY constraint failed" in str(outcome.__cause__) for outcome in outcomes)
@@ -230,15 +229,7 @@ def test_a_batch_sqlite_rolled_back_commits_none_of_its_writes_nor_those_that_fo
     def add_taken_tag(db, _m):
         db.exec_driver_sql("INSERT INTO tags VALUES ('taken')")
 
-    async def scenario():
-        return await asyncio.gather(
-            database.run(_add, "before", write=True),
-            database.run(add_taken_tag, write=True),
-            database.run(_add, "after", write=True),
-            return_exceptions=True,
-        )
-
-    before, failed, after = asyncio.run(scenario())
+    before, failed, after = _between_two_writes(database, add_taken_tag)
     assert type(failed).__name__ == "IntegrityError" and "UNIQUE constraint failed" in str(failed)
     assert (type(before), type(after)) == (DatabaseUnavailable, DatabaseUnavailable)
     assert _committed(path) == set()
