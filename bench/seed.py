@@ -18,8 +18,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, insert
 from sqlalchemy.engine import make_url
 
-from persistence.models import DEFAULT_PG_SCHEMA, models_for
-from persistence.store import create_missing_tables
+from agentos_sessions.persistence.models import DEFAULT_PG_SCHEMA, models_for
+from agentos_sessions.persistence.store import create_missing_tables
 
 SESSIONS = 10_000
 RUNS_EVERY = 10  # every tenth session has runs

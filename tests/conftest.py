@@ -7,8 +7,8 @@ import os
 import pytest
 from starlette.testclient import TestClient
 
-from app import create_app
-from settings import DatabaseSettings, Settings
+from agentos_sessions.app import create_app
+from agentos_sessions.settings import DatabaseSettings, Settings
 from tests import databases
 from tests.databases import PG_URL, drop_test_schemas, fresh_database
 from tests.direct import DirectDatabase

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
 
-from persistence.database import psycopg_url
-from settings import DatabaseSettings
+from agentos_sessions.persistence.database import psycopg_url
+from agentos_sessions.settings import DatabaseSettings
 
 PG_URL = os.environ.get("AGENTOS_SESSIONS_TEST_PG_URL", "")
 _schemas: list[str] = []

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from persistence.database import psycopg_url, sqlite_engine, table_schema
-from persistence.models import models_for
-from settings import DatabaseSettings
+from agentos_sessions.persistence.database import psycopg_url, sqlite_engine, table_schema
+from agentos_sessions.persistence.models import models_for
+from agentos_sessions.settings import DatabaseSettings
 
 
 class DirectDatabase:

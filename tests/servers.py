@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import httpx
 
-from settings import DatabaseSettings
+from agentos_sessions.settings import DatabaseSettings
 
 
 def free_port() -> int:

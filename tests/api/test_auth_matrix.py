@@ -18,8 +18,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.testclient import TestClient
 
-from app import create_app
-from settings import SecuritySettings, Settings
+from agentos_sessions.app import create_app
+from agentos_sessions.settings import SecuritySettings, Settings
 from tests.api.helpers import add_run
 from tests.databases import fresh_database
 from tests.direct import DirectDatabase

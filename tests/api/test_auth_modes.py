@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.testclient import TestClient
 
-from app import create_app
-from settings import SecuritySettings, Settings
+from agentos_sessions.app import create_app
+from agentos_sessions.settings import SecuritySettings, Settings
 from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 from tests.tokens import bearer, ec_key, hs_secret, public_pem, rsa_key, token

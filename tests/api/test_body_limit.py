@@ -7,8 +7,8 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
-from app import create_app
-from settings import Settings
+from agentos_sessions.app import create_app
+from agentos_sessions.settings import Settings
 from tests.api.helpers import stored_session
 
 LIMIT = 200

@@ -23,8 +23,10 @@ from typing import Any, NamedTuple
 import httpx
 from sqlalchemy import select
 
-from persistence.store import merge_patch  # RFC 7396, checked on its examples in tests/unit/test_store.py
-from settings import DatabaseSettings
+from agentos_sessions.persistence.store import (
+    merge_patch,  # RFC 7396, checked on its examples in tests/unit/test_store.py
+)
+from agentos_sessions.settings import DatabaseSettings
 from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 from tests.servers import Server, running_server, started_server

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from app import create_app
-from settings import SecuritySettings, Settings
+from agentos_sessions.app import create_app
+from agentos_sessions.settings import SecuritySettings, Settings
 from tests.api.helpers import stored_session
 from tests.databases import fresh_database
 from tests.direct import DirectDatabase

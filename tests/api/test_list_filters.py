@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from persistence import store
+from agentos_sessions.persistence import store
 
 # Also run through PgBouncer, in transaction and in session mode, by `tox -e pgbouncer`.
 pytestmark = pytest.mark.pooler

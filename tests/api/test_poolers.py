@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from app import create_app
-from persistence import store
-from persistence.database import APPLICATION_NAME, open_database
-from settings import DatabaseSettings, Settings
+from agentos_sessions.app import create_app
+from agentos_sessions.persistence import store
+from agentos_sessions.persistence.database import APPLICATION_NAME, open_database
+from agentos_sessions.settings import DatabaseSettings, Settings
 from tests.api.helpers import add_run, stored_session
 from tests.databases import PG_URL, fresh_database
 from tests.direct import DirectDatabase

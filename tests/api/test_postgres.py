@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import make_url
 from starlette.testclient import TestClient
 
-from app import create_app
-from persistence import schema
-from settings import DatabaseSettings, Settings
+from agentos_sessions.app import create_app
+from agentos_sessions.persistence import schema
+from agentos_sessions.settings import DatabaseSettings, Settings
 from tests.databases import PG_URL, fresh_database
 from tests.direct import DirectDatabase
 from tests.servers import command, environment_for, running_server
@@ -286,7 +286,7 @@ def test_migrations_started_at_once_by_several_processes_do_not_collide(tmp_path
 
 def test_the_pool_is_sized_as_configured():
     """The pool settings reach the pool (its driver, psycopg, is installed by tox -e pg)."""
-    from persistence.database import open_database
+    from agentos_sessions.persistence.database import open_database
 
     database = open_database("pg", DatabaseSettings("postgresql://localhost/db"), pool_size=3, max_overflow=1)
     assert (database.pool.size, database.pool.capacity) == (3, 4)

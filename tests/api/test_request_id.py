@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from persistence import store
+from agentos_sessions.persistence import store
 
 
 def test_the_clients_request_id_is_echoed(client):

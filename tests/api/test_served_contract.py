@@ -6,9 +6,9 @@ import copy
 
 from starlette.testclient import TestClient
 
-from app import SPEC_PATH, create_app
-from openapi31 import load_document
-from settings import SecuritySettings, Settings
+from agentos_sessions.app import create_app
+from agentos_sessions.contract.spec import CONTRACT, load_document
+from agentos_sessions.settings import SecuritySettings, Settings
 
 
 def test_a_server_with_credentials_serves_openapi_yaml_as_it_is(database_settings):
@@ -17,11 +17,11 @@ def test_a_server_with_credentials_serves_openapi_yaml_as_it_is(database_setting
         response = client.get("/openapi.json")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == load_document(SPEC_PATH)
+    assert response.json() == load_document(CONTRACT)
 
 
 def test_an_open_server_says_credentials_are_optional(client):
-    expected = copy.deepcopy(load_document(SPEC_PATH))
+    expected = copy.deepcopy(load_document(CONTRACT))
     for item in expected["paths"].values():
         for operation in item.values():
             if isinstance(operation, dict) and operation.get("security"):

@@ -8,9 +8,9 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-import openapi31
-from app import SPEC_PATH, create_app
-from settings import DatabaseSettings, Settings
+from agentos_sessions.app import create_app
+from agentos_sessions.contract.spec import CONTRACT, load_document
+from agentos_sessions.settings import DatabaseSettings, Settings
 from tests.api.helpers import add_run, iso, not_an_object, stored_runs, stored_session
 from tests.direct import DirectDatabase
 
@@ -460,7 +460,7 @@ def test_get_session_runs_filters_and_shapes(client, session_with_runs):
 
 
 def test_unknown_run_status_is_422(client, session_with_runs):
-    document = openapi31.load_document(SPEC_PATH)
+    document = load_document(CONTRACT)
     pattern = document["components"]["parameters"]["RunStatus"]["schema"]["items"]["pattern"]
     response = client.get("/sessions/s/runs", params={"status": ["error", "bogus"]})
     assert response.status_code == 422
@@ -719,7 +719,7 @@ def test_path_with_control_characters_is_404(client):
 
 
 def test_a_response_breaking_the_contract_is_a_bare_500(client, monkeypatch, caplog):
-    from handlers import views
+    from agentos_sessions.handlers import views
 
     shaped = views.session_detail
     monkeypatch.setattr(views, "session_detail", lambda *a, **k: {**shaped(*a, **k), "session_name": 5})
@@ -730,7 +730,7 @@ def test_a_response_breaking_the_contract_is_a_bare_500(client, monkeypatch, cap
 
 
 def test_an_unexpected_error_is_a_bare_500(client, monkeypatch, caplog):
-    from persistence import store
+    from agentos_sessions.persistence import store
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals")

@@ -18,9 +18,9 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 from starlette.testclient import TestClient
 
-import openapi31
-from app import SPEC_PATH, create_app
-from settings import SecuritySettings, Settings
+from agentos_sessions.app import create_app
+from agentos_sessions.contract.spec import CONTRACT, load_document
+from agentos_sessions.settings import SecuritySettings, Settings
 from tests.databases import fresh_database
 from tests.tokens import hs_secret, token
 
@@ -28,7 +28,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
 # Every operation of the contract, as (METHOD, path).
 OPERATIONS = {
     (method.upper(), path)
-    for path, item in openapi31.load_document(SPEC_PATH)["paths"].items()
+    for path, item in load_document(CONTRACT)["paths"].items()
     for method in item
     if method in ("get", "post", "patch", "delete")
 }

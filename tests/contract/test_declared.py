@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from app import SPEC_PATH
-from openapi31 import load_document
+from agentos_sessions.contract.spec import CONTRACT, load_document
 
 # AgentOS 3.1.10's route-to-scope mapping (agno/os/scopes.py): GET reads, DELETE deletes, the rest writes.
 SCOPE_OF_METHOD = {
@@ -15,7 +14,7 @@ SCOPE_OF_METHOD = {
 
 
 def _operations():
-    for path, item in load_document(SPEC_PATH)["paths"].items():
+    for path, item in load_document(CONTRACT)["paths"].items():
         for method, operation in item.items():
             if method in SCOPE_OF_METHOD:
                 yield path, method, operation

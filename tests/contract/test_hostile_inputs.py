@@ -29,14 +29,14 @@ import jsonschema_rs
 import pytest
 from starlette.testclient import TestClient
 
-import openapi31
-from app import SPEC_PATH, create_app
-from settings import DEFAULT_SESSION_TABLE, Settings
+from agentos_sessions.app import create_app
+from agentos_sessions.contract.spec import CONTRACT, load_document
+from agentos_sessions.settings import DEFAULT_SESSION_TABLE, Settings
 from tests.api.helpers import add_run
 from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 
-DOCUMENT = openapi31.load_document(SPEC_PATH)
+DOCUMENT = load_document(CONTRACT)
 DB_ID = "main"
 BODY_LIMIT = Settings.max_body_bytes
 # Past any limit a parameter needs, yet well within what a URL or a header line can carry.

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from settings import DatabaseSettings
+from agentos_sessions.settings import DatabaseSettings
 from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 from tests.servers import command, running_server

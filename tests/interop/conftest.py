@@ -307,8 +307,8 @@ def serve(db_file: Path):
     """Our app on ``db_file``, lifespan running (missing tables are created on start)."""
     from starlette.testclient import TestClient
 
-    from app import create_app
-    from settings import DatabaseSettings, Settings
+    from agentos_sessions.app import create_app
+    from agentos_sessions.settings import DatabaseSettings, Settings
 
     app = create_app(Settings(databases={"main": DatabaseSettings(f"sqlite:///{db_file}")}))
     with TestClient(app) as client:

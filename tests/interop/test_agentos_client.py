@@ -44,7 +44,7 @@ from agno.os.schema import (
 from agno.utils.http import aclose_default_clients
 from sqlalchemy import delete, make_url, select
 
-from settings import DatabaseSettings
+from agentos_sessions.settings import DatabaseSettings
 from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 from tests.interop.openai_stub import USAGE, chat_completions_stub

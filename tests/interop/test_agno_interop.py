@@ -25,7 +25,7 @@ from agno.db.sqlite import SqliteDb
 from agno.session import AgentSession, TeamSession, WorkflowSession
 from sqlalchemy.exc import SADeprecationWarning
 
-from persistence import schema
+from agentos_sessions.persistence import schema
 
 pytestmark = pytest.mark.interop
 

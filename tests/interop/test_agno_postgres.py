@@ -17,9 +17,9 @@ from agno.session import AgentSession
 from sqlalchemy import inspect, make_url
 from starlette.testclient import TestClient
 
-from app import create_app
-from persistence import schema
-from settings import DatabaseSettings, Settings
+from agentos_sessions.app import create_app
+from agentos_sessions.persistence import schema
+from agentos_sessions.settings import DatabaseSettings, Settings
 from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 from tests.interop.test_agno_interop import AGENTOS, CREATE_BODIES, CREATE_URL, DETAIL_URL, READ_URLS, now_stamped

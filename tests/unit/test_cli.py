@@ -9,14 +9,15 @@ import subprocess
 
 import pytest
 
-import app
-from persistence import schema
+from agentos_sessions import cli, server
+from agentos_sessions.persistence import schema
+from agentos_sessions.persistence.database import SQLiteDatabase
 from tests.servers import command
 
 
 def test_help_documents_every_command(capsys):
     with pytest.raises(SystemExit) as exit_:
-        app.main(["--help"])
+        cli.main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     for name in ("serve", "migrate", "check"):
@@ -35,7 +36,7 @@ def test_a_port_in_use_is_said_before_anything_starts(tmp_path, capsys, monkeypa
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         database = tmp_path / "never.db"
-        assert app.main(["serve", "--port", str(port), "--database-url", f"sqlite:///{database}"]) == 1
+        assert cli.main(["serve", "--port", str(port), "--database-url", f"sqlite:///{database}"]) == 1
     assert capsys.readouterr().err == (
         f"agentos-sessions: port {port} on 127.0.0.1 is already in use: "
         "stop what listens there or choose another --port\n"
@@ -48,7 +49,7 @@ def test_workers_say_a_port_taken_after_the_check_and_start_no_worker(capsys):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         options = {"host": "127.0.0.1", "port": port, "loop": "asyncio", "access_log": False, "log_config": None}
-        assert app._serve_workers(2, options) == 1
+        assert server.serve_workers(_never_built, 2, options) == 1
     assert capsys.readouterr().err == (
         f"agentos-sessions: --workers 2 cannot listen on 127.0.0.1:{port} with SO_REUSEPORT: Address already in use\n"
     )
@@ -58,7 +59,7 @@ def test_a_worker_that_cannot_listen_exits_so_that_it_is_not_started_again(capsy
     with socket.create_server(("127.0.0.1", 0)) as taken:
         address = taken.getsockname()
         with pytest.raises(SystemExit) as exit_info:
-            app._worker_socket(socket.AF_INET, address)
+            server._worker_socket(socket.AF_INET, address)
     assert exit_info.value.code == 3  # uvicorn's STARTUP_FAILURE: its supervisor stops, not retries
     assert capsys.readouterr().err == f"agentos-sessions: a worker cannot listen on {address}: Address already in use\n"
 
@@ -76,7 +77,7 @@ def test_a_port_in_use_on_an_ipv6_host_is_said(capsys, monkeypatch, taken_on, fa
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
     with socket.create_server((taken_on, 0), family=family) as taken:
         port = taken.getsockname()[1]
-        assert app.main(["serve", "--host", host, "--port", str(port)]) == 1
+        assert cli.main(["serve", "--host", host, "--port", str(port)]) == 1
     assert capsys.readouterr().err == (
         f"agentos-sessions: port {port} on {host} is already in use: stop what listens there or choose another --port\n"
     )
@@ -84,18 +85,18 @@ def test_a_port_in_use_on_an_ipv6_host_is_said(capsys, monkeypatch, taken_on, fa
 
 def test_an_address_of_another_machine_is_said(capsys, monkeypatch):
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
-    assert app.main(["serve", "--host", "192.0.2.1", "--port", "7777"]) == 1
+    assert cli.main(["serve", "--host", "192.0.2.1", "--port", "7777"]) == 1
     assert capsys.readouterr().err == "agentos-sessions: cannot listen on 192.0.2.1: not an address of this machine\n"
 
 
 def test_a_sqlite_file_locked_by_another_process_is_said(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
-    monkeypatch.setattr(app.SQLiteDatabase, "LOCK_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(SQLiteDatabase, "LOCK_WAIT_SECONDS", 0.2)
     path = tmp_path / "locked.db"
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         holder.execute("BEGIN EXCLUSIVE")
-        assert app.main(["migrate", "--database-url", f"sqlite:///{path}"]) == 1
+        assert cli.main(["migrate", "--database-url", f"sqlite:///{path}"]) == 1
     finally:
         holder.close()
     err = capsys.readouterr().err
@@ -107,7 +108,7 @@ def test_a_sqlite_file_locked_by_another_process_is_said(tmp_path, capsys, monke
 
 def test_a_database_url_of_another_kind_is_said(capsys, monkeypatch):
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
-    assert app.main(["migrate", "--database-url", "mysql://root@127.0.0.1/x"]) == 2
+    assert cli.main(["migrate", "--database-url", "mysql://root@127.0.0.1/x"]) == 2
     assert capsys.readouterr().err.startswith("agentos-sessions: Unsupported database 'mysql'")
 
 
@@ -129,3 +130,7 @@ def test_migrate_says_which_migrations_ran_and_nothing_else(tmp_path):
         "alembic.runtime.migration: Running upgrade 0002 -> 0003",
         f"agentos_sessions: Database 'main': tables migrated from nothing to {schema.head()}",
     ]
+
+
+def _never_built():
+    pytest.fail("no worker may start")

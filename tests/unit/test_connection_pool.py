@@ -32,7 +32,7 @@ class FakeConnection:
 @pytest.fixture
 def pool_of():
     """A pool of FakeConnections; ``pool.opened`` lists every connection it opened."""
-    from persistence.postgres import ConnectionPool
+    from agentos_sessions.persistence.postgres import ConnectionPool
 
     def pool_of(size: int, overflow: int = 0, wait: float = 1.0):
         opened: list[FakeConnection] = []
@@ -124,7 +124,7 @@ def test_overflow_and_broken_connections_are_closed_on_return(pool_of):
 
 
 def test_a_connection_that_cannot_be_opened_frees_its_place(pool_of):
-    from persistence.postgres import ConnectionPool
+    from agentos_sessions.persistence.postgres import ConnectionPool
 
     attempts = []
 

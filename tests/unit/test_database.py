@@ -9,9 +9,9 @@ import sqlite3
 import pytest
 from sqlalchemy import event
 
-from persistence import store
-from persistence.database import DatabaseBusy, DatabaseUnavailable, SQLiteDatabase, open_database
-from settings import DatabaseSettings
+from agentos_sessions.persistence import store
+from agentos_sessions.persistence.database import DatabaseBusy, DatabaseUnavailable, SQLiteDatabase, open_database
+from agentos_sessions.settings import DatabaseSettings
 
 
 @pytest.fixture

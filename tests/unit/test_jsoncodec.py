@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-import jsoncodec
+from agentos_sessions import jsoncodec
 
 VALUES = [
     {"session_name": "Café ☕", "state": {"n": 1, "ok": True, "none": None, "list": [1.5, -2, "x"]}},

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import inspect, text
 
-from persistence import schema, store
-from persistence.schema import SchemaMismatch
+from agentos_sessions.persistence import schema, store
+from agentos_sessions.persistence.schema import SchemaMismatch
 from tests.direct import DirectDatabase
 from tests.servers import free_port
 
@@ -107,12 +107,12 @@ def _name(db, table) -> str:
 
 
 def test_the_migrate_command(database_settings, monkeypatch, capsys):
-    import app
+    from agentos_sessions import cli
 
     if database_settings.db_schema:
         monkeypatch.setenv("AGENTOS_SESSIONS_DB_SCHEMA", database_settings.db_schema)
-    assert app.main(["migrate", "--database-url", database_settings.url]) == 0
-    assert app.main(["migrate", "--database-url", database_settings.url]) == 0
+    assert cli.main(["migrate", "--database-url", database_settings.url]) == 0
+    assert cli.main(["migrate", "--database-url", database_settings.url]) == 0
     direct = DirectDatabase(database_settings)
     with direct.engine.connect() as db:
         assert schema.current_revision(db, direct.models) == schema.head()
@@ -120,7 +120,7 @@ def test_the_migrate_command(database_settings, monkeypatch, capsys):
 
 
 def test_serve_refuses_tables_it_cannot_use_before_listening(database_settings, monkeypatch, capsys):
-    import app
+    from agentos_sessions import cli
 
     direct = DirectDatabase(database_settings)
     with direct.engine.begin() as db:
@@ -130,12 +130,12 @@ def test_serve_refuses_tables_it_cannot_use_before_listening(database_settings, 
     if database_settings.db_schema:
         monkeypatch.setenv("AGENTOS_SESSIONS_DB_SCHEMA", database_settings.db_schema)
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("the server must not start"))
-    assert app.main(["serve", "--port", str(free_port()), "--database-url", database_settings.url]) == 2
+    assert cli.main(["serve", "--port", str(free_port()), "--database-url", database_settings.url]) == 2
     assert "agno_runs has no column run_data" in capsys.readouterr().err
 
 
 def test_migrate_says_when_the_database_cannot_be_reached(tmp_path, capsys):
-    import app
+    from agentos_sessions import cli
 
-    assert app.main(["migrate", "--database-url", f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}"]) == 1
+    assert cli.main(["migrate", "--database-url", f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}"]) == 1
     assert "cannot reach the database" in capsys.readouterr().err

@@ -9,8 +9,8 @@ import time
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-import security
-from settings import SecuritySettings, Settings, SettingsError
+from agentos_sessions import security
+from agentos_sessions.settings import SecuritySettings, Settings, SettingsError
 from tests.servers import free_port
 from tests.tokens import ec_key, hs_secret, public_pem, rsa_key, token
 
@@ -115,11 +115,11 @@ def test_unusable_jwks_files_are_refused(tmp_path, content, message):
 
 
 def test_serve_refuses_an_unusable_key_before_listening(monkeypatch, capsys):
-    import app
+    from agentos_sessions import cli
 
     monkeypatch.setenv("JWT_VERIFICATION_KEY", "short")
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("the server must not start"))
-    assert app.main(["serve"]) == 2
+    assert cli.main(["serve"]) == 2
     assert "an HS256 secret must be at least 32 bytes" in capsys.readouterr().err
 
 
@@ -139,9 +139,9 @@ def test_serve_refuses_an_unusable_key_before_listening(monkeypatch, capsys):
     ],
 )
 def test_an_open_server_on_a_reachable_address_is_warned_about(environ, host, warned):
-    import app
+    from agentos_sessions import cli
 
-    warning = app.open_access_warning(Settings.from_env(environ), host)
+    warning = cli.open_access_warning(Settings.from_env(environ), host)
     assert (warning is not None) == warned
     if warned:
         assert warning.startswith(f"NO AUTHENTICATION: listening on {host}")
@@ -152,13 +152,13 @@ async def _no_migration(settings):
 
 
 def test_serve_logs_the_warning(monkeypatch, caplog):
-    import app
+    from agentos_sessions import cli
 
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: None)
-    monkeypatch.setattr(app, "create_app", lambda settings: settings)
-    monkeypatch.setattr(app, "_migrate_all", _no_migration)
+    monkeypatch.setattr(cli, "create_app", lambda settings: settings)
+    monkeypatch.setattr(cli, "_migrate_all", _no_migration)
     with caplog.at_level(logging.WARNING, logger="agentos_sessions"):
-        assert app.main(["serve", "--host", "0.0.0.0", "--port", str(free_port())]) == 0
+        assert cli.main(["serve", "--host", "0.0.0.0", "--port", str(free_port())]) == 0
     assert any(message.startswith("NO AUTHENTICATION") for message in caplog.messages)
 
 

@@ -7,7 +7,7 @@ import asyncio
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from server import OneSendHttpToolsProtocol, TurnBufferedTransport
+from agentos_sessions.server import OneSendHttpToolsProtocol, TurnBufferedTransport
 
 
 class RecordingTransport(asyncio.Transport):

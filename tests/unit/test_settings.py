@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from observability import logging_config
-from server import OneSendHttpToolsProtocol
-from settings import DatabaseSettings, Settings, SettingsError, agno_db_id
+from agentos_sessions.observability import logging_config
+from agentos_sessions.server import OneSendHttpToolsProtocol
+from agentos_sessions.settings import DatabaseSettings, Settings, SettingsError, agno_db_id
 
 
 def test_default_is_sqlite_file_in_working_directory_with_agnos_db_id():
@@ -59,34 +59,41 @@ async def _no_migration(settings):
     pass
 
 
+def _the_settings(settings):
+    """create_app's stand-in: the settings it would build the app from."""
+    return settings
+
+
 @pytest.fixture
 def served(monkeypatch):
-    """What `agentos-sessions serve` hands to uvicorn.run (the app built from its settings)."""
-    import app
+    """What `agentos-sessions serve` hands to uvicorn.run (the app built from its settings), or
+    to the worker processes (the factory each of them builds its app with)."""
+    from agentos_sessions import cli, server
 
     seen = {}
     monkeypatch.setattr("uvicorn.run", lambda application, **options: seen.update(app=application, options=options))
     monkeypatch.setattr(
-        app, "_serve_workers", lambda workers, options: seen.update(workers=workers, options=options) or 0
+        server,
+        "serve_workers",
+        lambda factory, workers, options: seen.update(factory=factory, workers=workers, options=options) or 0,
     )
-    monkeypatch.setattr(app, "create_app", lambda settings: settings)
-    monkeypatch.setattr(app, "_migrate_all", _no_migration)
+    monkeypatch.setattr(cli, "create_app", _the_settings)
+    monkeypatch.setattr(cli, "_migrate_all", _no_migration)
     # Whether the port is free is tests/unit/test_cli.py's business, not these tests'.
-    monkeypatch.setattr(app, "_listen_problem", lambda host, port: None)
-    # The command sets these for its worker processes; monkeypatch puts them back after the test.
+    monkeypatch.setattr(server, "listen_problem", lambda host, port: None)
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASE_URL", raising=False)
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
     return seen
 
 
 def test_serve_flag_database_url_wins_and_keeps_the_other_variables(served, monkeypatch):
-    import app
+    from agentos_sessions import cli
 
     monkeypatch.setenv("AGENTOS_SESSIONS_DATABASES", '{"x": "sqlite:///x.db"}')
     monkeypatch.setenv("AGENTOS_SESSIONS_DB_ID", "main")
     monkeypatch.setenv("AGENTOS_SESSIONS_VALIDATE_RESPONSES", "false")
 
-    assert app.main(["serve", "--port", "8001", "--database-url", "sqlite:///flag.db"]) == 0
+    assert cli.main(["serve", "--port", "8001", "--database-url", "sqlite:///flag.db"]) == 0
     assert dict(served["app"].databases) == {"main": DatabaseSettings("sqlite:///flag.db")}
     assert served["app"].validate_responses is False
     assert served["options"] == {
@@ -97,13 +104,20 @@ def test_serve_flag_database_url_wins_and_keeps_the_other_variables(served, monk
         "log_config": logging_config(access_log_enabled=True),
         "http": OneSendHttpToolsProtocol,
     }
+    # The flag reached the app as settings; the environment is as it was.
+    assert os.environ["AGENTOS_SESSIONS_DATABASES"] == '{"x": "sqlite:///x.db"}'
+    assert "AGENTOS_SESSIONS_DATABASE_URL" not in os.environ
 
 
-def test_serve_with_workers_lets_each_process_build_the_app_from_the_environment(served, monkeypatch):
-    import app
+def test_serve_with_workers_hands_each_process_the_settings(served, monkeypatch):
+    """Each worker process builds its app from the settings the command read, pickled into it
+    (as uvicorn's Multiprocess does), not from the environment."""
+    import pickle
+
+    from agentos_sessions import cli
 
     monkeypatch.setenv("AGENTOS_SESSIONS_DATABASES", '{"x": "sqlite:///x.db"}')
-    assert app.main(["serve", "--workers", "3", "--database-url", "sqlite:///w.db", "--no-access-log"]) == 0
+    assert cli.main(["serve", "--workers", "3", "--database-url", "sqlite:///w.db", "--no-access-log"]) == 0
     assert served["workers"] == 3
     assert served["options"] == {
         "host": "127.0.0.1",
@@ -113,25 +127,44 @@ def test_serve_with_workers_lets_each_process_build_the_app_from_the_environment
         "log_config": logging_config(access_log_enabled=False),
         "http": OneSendHttpToolsProtocol,
     }
-    assert os.environ["AGENTOS_SESSIONS_DATABASE_URL"] == "sqlite:///w.db"
-    assert "AGENTOS_SESSIONS_DATABASES" not in os.environ
+    monkeypatch.setenv("AGENTOS_SESSIONS_DATABASE_URL", "sqlite:///not-this.db")
+    settings = pickle.loads(pickle.dumps(served["factory"]))()
+    assert [database.url for database in settings.databases.values()] == ["sqlite:///w.db"]
+    assert os.environ["AGENTOS_SESSIONS_DATABASES"] == '{"x": "sqlite:///x.db"}'
 
 
-def test_serve_refuses_zero_workers(served, capsys):
-    import app
+def test_serve_refuses_zero_workers_with_its_own_usage(served, capsys):
+    from agentos_sessions import cli
 
     with pytest.raises(SystemExit) as exit_info:
-        app.main(["serve", "--workers", "0"])
+        cli.main(["serve", "--workers", "0"])
     assert exit_info.value.code == 2
-    assert "--workers must be at least 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("usage: agentos-sessions serve "), err
+    assert err.endswith("agentos-sessions serve: error: argument --workers: must be at least 1, not '0'\n"), err
+    assert served == {}
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-1", "http"])
+def test_serve_refuses_a_port_out_of_range_with_its_own_usage(served, capsys, port):
+    from agentos_sessions import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", f"--port={port}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: agentos-sessions serve "), err
+    assert err.endswith(
+        f"agentos-sessions serve: error: argument --port: must be a port number from 0 to 65535, not {port!r}\n"
+    ), err
     assert served == {}
 
 
 def test_serve_refuses_bad_configuration_with_exit_code_2(monkeypatch, capsys):
-    import app
+    from agentos_sessions import cli
 
     monkeypatch.setenv("AGENTOS_SESSIONS_DATABASES", "not json")
-    assert app.main(["serve"]) == 2
+    assert cli.main(["serve"]) == 2
     assert "AGENTOS_SESSIONS_DATABASES is not valid JSON" in capsys.readouterr().err
 
 
@@ -145,10 +178,10 @@ def test_a_worker_gets_a_socket_of_its_own_whose_connections_have_nagle_off(host
     import socket
     from multiprocessing.reduction import ForkingPickler
 
-    import app
+    from agentos_sessions import server
 
     accepted = []
-    with app.ReusePortSocket.bound(host, 0) as reserved:
+    with server.ReusePortSocket.bound(host, 0) as reserved:
         worker = pickle.loads(ForkingPickler.dumps(reserved))
         assert type(worker) is socket.socket
         assert worker.getsockname() == reserved.getsockname()
@@ -206,17 +239,17 @@ def test_body_limit_from_the_environment():
     ],
 )
 def test_serve_refuses_a_database_it_cannot_use(monkeypatch, capsys, url, message):
-    import app
+    from agentos_sessions import cli
 
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("the server must not start"))
-    assert app.main(["serve", "--database-url", url]) == 2
+    assert cli.main(["serve", "--database-url", url]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_postgresql_without_its_driver_says_what_to_install(monkeypatch):
     import sys
 
-    from persistence.database import check_driver
+    from agentos_sessions.persistence.database import check_driver
 
     monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now raises ImportError
     with pytest.raises(SettingsError, match=r"pip install 'agentos-sessions\[postgresql\]'"):

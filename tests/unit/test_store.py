@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Text, cast, event, func, inspect, select
 
-from persistence import store
-from persistence.models import schema_versions_table
-from settings import DatabaseSettings
+from agentos_sessions.persistence import store
+from agentos_sessions.persistence.models import schema_versions_table
+from agentos_sessions.settings import DatabaseSettings
 from tests.direct import DirectDatabase
 
 

@@ -11,11 +11,24 @@ from datetime import datetime
 import orjson
 from connexion import request
 
-from handlers import views
-from handlers.errors import BadRequest, Conflict, NotFound, PreconditionFailed
-from persistence import store
-from persistence.database import Database
-from security import current_caller
+from agentos_sessions.errors import BadRequest, Conflict, NotFound, PreconditionFailed
+from agentos_sessions.handlers import views
+from agentos_sessions.persistence import store
+from agentos_sessions.persistence.database import Database
+from agentos_sessions.security import current_caller
+
+__all__ = [
+    "create_session",
+    "delete_session",
+    "delete_sessions",
+    "get_session_by_id",
+    "get_session_run",
+    "get_session_run_previews",
+    "get_session_runs",
+    "get_sessions",
+    "rename_session",
+    "update_session",
+]
 
 
 def resolve_database(db_id: str | None, table: str | None = None) -> Database:

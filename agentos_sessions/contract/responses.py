@@ -1,71 +1,20 @@
-"""Error types raised by handlers, and the renderers that give every error AgentOS's body shape."""
+"""Every error answered in AgentOS's (FastAPI's) body shape: Connexion's error handlers."""
 
 from __future__ import annotations
 
 import logging
 import re
-from contextvars import ContextVar
 
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 
-import jsoncodec
-from openapi31 import RequestValidationFailed, not_an_object
-from persistence.database import DatabaseBusy
+from agentos_sessions import jsoncodec
+from agentos_sessions.context import request_id
+from agentos_sessions.contract.entries import RequestValidationFailed, not_an_object
+from agentos_sessions.errors import ApiError
+from agentos_sessions.persistence.database import DatabaseBusy
 
 logger = logging.getLogger(__name__)
-
-# The id of the request being served (app.RequestId), for the log lines of its errors.
-current_request_id: ContextVar[str] = ContextVar("current_request_id", default="-")
-
-
-class ApiError(Exception):
-    """An error answered as ``{"detail": message}`` with the class's status."""
-
-    status = 500
-    headers: dict[str, str] | None = None
-
-    def __init__(self, detail: str):
-        super().__init__(detail)
-        self.detail = detail
-
-
-class BadRequest(ApiError):
-    status = 400
-
-
-class Unauthorized(ApiError):
-    """No usable credentials. The challenge (RFC 6750) tells a client to send a bearer token."""
-
-    status = 401
-
-    def __init__(self, detail: str, challenge: str = 'Bearer error="invalid_token"'):
-        super().__init__(detail)
-        self.headers = {"WWW-Authenticate": challenge}
-
-
-class Forbidden(ApiError):
-    status = 403
-
-
-class NotFound(ApiError):
-    status = 404
-
-
-class Conflict(ApiError):
-    status = 409
-
-
-class PreconditionFailed(ApiError):
-    status = 412
-
-
-class PayloadTooLarge(ApiError):
-    status = 413
-
-    @staticmethod
-    def message(limit: int) -> str:
-        return f"Request body too large: the limit is {limit} bytes"
 
 
 def json_response(status: int, body, headers: dict | None = None) -> ConnexionResponse:
@@ -85,7 +34,7 @@ def api_error(_request: ConnexionRequest, error: ApiError) -> ConnexionResponse:
 def database_unavailable(request: ConnexionRequest, error: Exception) -> ConnexionResponse:
     """The database could not do the work now (locked by another process, unreachable): nothing
     was changed, and the client may try again shortly."""
-    logger.warning("%s %s, request %s: %s", request.method, request.url.path, current_request_id.get(), error)
+    logger.warning("%s %s, request %s: %s", request.method, request.url.path, request_id.get(), error)
     what = "busy" if isinstance(error, DatabaseBusy) else "unavailable"
     detail = f"The database is {what}; try again shortly"
     return json_response(503, {"detail": detail}, {"Retry-After": "1"})
@@ -129,7 +78,7 @@ def problem(request: ConnexionRequest, error: ProblemException) -> ConnexionResp
         logger.error(
             "%s, request %s, %s %s: %s",
             error.title,
-            current_request_id.get(),
+            request_id.get(),
             request.method,
             request.url.path,
             error.detail,
@@ -142,7 +91,7 @@ def internal_error(request: ConnexionRequest, error: Exception) -> ConnexionResp
     """Details (the exception, its traceback) go to the log under the request's id, never into the body."""
     logger.error(
         "Unhandled error, request %s, %s %s",
-        current_request_id.get(),
+        request_id.get(),
         request.method,
         request.url.path,
         exc_info=error,

@@ -1,4 +1,4 @@
-"""The tables' schema, brought up to date by the Alembic migrations in ``migrations/``.
+"""The tables' schema, brought up to date by the Alembic migrations in ``persistence/migrations/``.
 
 Each configured pair of sessions/runs tables has its own Alembic version table,
 ``agentos_<sessions table>_version``, beside the tables (in their schema on PostgreSQL).
@@ -19,10 +19,10 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.schema import CreateSchema
 
-from persistence import store
-from persistence.models import Models
+from agentos_sessions.persistence import store
+from agentos_sessions.persistence.models import Models
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Serialises migrations of several server processes starting at once (PostgreSQL).
 _ADVISORY_LOCK = 0x6167_6E6F_5345_5353  # "agnoSESS"
 

@@ -39,7 +39,7 @@ from sqlalchemy import update as update_statement
 from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
 from sqlalchemy.schema import CreateSchema
 
-from persistence.models import AGNO_TABLE_VERSION, Models, schema_versions_table
+from agentos_sessions.persistence.models import AGNO_TABLE_VERSION, Models, schema_versions_table
 
 SessionRow = Row[Any]
 

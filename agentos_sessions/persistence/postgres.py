@@ -48,9 +48,9 @@ from sqlalchemy.pool import NullPool
 # SQLAlchemy's bridge between a sync function and asyncio (what its asyncio engine runs on).
 from sqlalchemy.util import await_, greenlet_spawn
 
-import jsoncodec
-from persistence import schema
-from persistence.database import (
+from agentos_sessions import jsoncodec
+from agentos_sessions.persistence import schema
+from agentos_sessions.persistence.database import (
     APPLICATION_NAME,
     Database,
     DatabaseUnreachable,
@@ -60,7 +60,7 @@ from persistence.database import (
     logger,
     table_schema,
 )
-from settings import DatabaseSettings
+from agentos_sessions.settings import DatabaseSettings
 
 # Every statement sent, at DEBUG (what SQLAlchemy's echo shows on its engines).
 sql_logger = logging.getLogger("agentos_sessions.sql")

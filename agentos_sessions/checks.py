@@ -3,7 +3,7 @@
 Three questions, each answered with a list of mismatches (empty: in agreement):
 
 * the contract: ``openapi.yaml`` is a valid OpenAPI 3.1 document;
-* the handlers: each operationId names a function in its controller module, whose parameters
+* the handlers: each operationId names a handler (``handlers.OPERATIONS``), whose parameters
   are the operation's path and query parameters and its body, optional where the contract
   makes them optional (Connexion silently passes a handler only the arguments it declares, so
   a parameter added to the YAML alone would be accepted, validated, then ignored);
@@ -13,26 +13,27 @@ Three questions, each answered with a list of mismatches (empty: in agreement):
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import keyword
 from collections.abc import Callable, Iterator
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from connexion.decorators.parameter import sanitized
 from connexion.exceptions import InvalidSpecification
 from sqlalchemy import create_engine, make_url
 
-import openapi31
-from persistence import schema
-from persistence.database import psycopg_url, table_schema
-from persistence.models import models_for
-from settings import DatabaseSettings
+from agentos_sessions import handlers
+from agentos_sessions.contract.spec import load_document
+from agentos_sessions.persistence import schema
+from agentos_sessions.persistence.database import psycopg_url, table_schema
+from agentos_sessions.persistence.models import models_for
+from agentos_sessions.settings import DatabaseSettings
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
-def run(spec: Path, databases: dict[str, DatabaseSettings]) -> list[str]:
+def run(spec: Traversable, databases: dict[str, DatabaseSettings]) -> list[str]:
     """Every mismatch between the contract at ``spec``, the handlers and ``databases``."""
     document, problems = contract_mismatches(spec)
     if document is not None:
@@ -42,10 +43,10 @@ def run(spec: Path, databases: dict[str, DatabaseSettings]) -> list[str]:
     return problems
 
 
-def contract_mismatches(path: Path) -> tuple[dict | None, list[str]]:
+def contract_mismatches(path: Traversable) -> tuple[dict | None, list[str]]:
     """The document at ``path`` (None if unusable) and what is wrong with it."""
     try:
-        return openapi31.load_document(path), []
+        return load_document(path), []
     except (OSError, InvalidSpecification) as error:
         return None, [f"{path}: {error}"]
     except ValueError as error:  # YAML that does not parse
@@ -55,9 +56,9 @@ def contract_mismatches(path: Path) -> tuple[dict | None, list[str]]:
 def handler_mismatches(document: dict) -> list[str]:
     """Operations whose handler is missing or takes other parameters than the operation has."""
     problems = []
-    for method, path, operation, controller in _operations(document):
+    for method, path, operation in _operations(document):
         where = f"{method.upper()} {path} ({operation.get('operationId')})"
-        handler, problem = _handler(operation, controller)
+        handler, problem = _handler(operation)
         if handler is None:
             problems.append(f"{where}: {problem}")
             continue
@@ -65,27 +66,20 @@ def handler_mismatches(document: dict) -> list[str]:
     return problems
 
 
-def _operations(document: dict) -> Iterator[tuple[str, str, dict, str | None]]:
+def _operations(document: dict) -> Iterator[tuple[str, str, dict]]:
     for path, item in document.get("paths", {}).items():
         for method in HTTP_METHODS:
             if method in item:
-                operation = item[method]
-                controller = operation.get("x-openapi-router-controller", item.get("x-openapi-router-controller"))
-                yield method, path, operation, controller
+                yield method, path, item[method]
 
 
-def _handler(operation: dict, controller: str | None) -> tuple[Callable | None, str]:
+def _handler(operation: dict) -> tuple[Callable | None, str]:
     operation_id = operation.get("operationId")
     if not operation_id:
         return None, "no operationId"
-    module_name, _, function = (f"{controller}.{operation_id}" if controller else operation_id).rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        return None, f"module {module_name} cannot be imported: {error}"
-    handler = getattr(module, function, None)
-    if not callable(handler):
-        return None, f"{module_name} has no function {function}"
+    handler = handlers.OPERATIONS.get(operation_id)
+    if handler is None:
+        return None, f"no handler: no module of agentos_sessions.handlers lists {operation_id} in its __all__"
     return handler, ""
 
 
@@ -95,7 +89,7 @@ def _signature_mismatches(document: dict, operation: dict, path: str, handler: C
     for parameter in _parameters(document, operation, path):
         if parameter["in"] in ("path", "query"):
             has_default = "default" in _schema_of(document, parameter)
-            expected[_argument(parameter["name"])] = parameter.get("required", False) or has_default
+            expected[sanitized(parameter["name"])] = parameter.get("required", False) or has_default
     body = _resolved(document, operation.get("requestBody"))
     if body is not None:
         expected["body"] = body.get("required", False)
@@ -130,12 +124,6 @@ def _schema_of(document: dict, parameter: dict) -> dict:
     if "schema" in parameter:
         return _resolved(document, parameter["schema"])
     return _resolved(document, next(iter(parameter.get("content", {}).values()), {}).get("schema", {}))
-
-
-def _argument(name: str) -> str:
-    """The Python argument Connexion passes a parameter as (its ``pythonic`` sanitiser)."""
-    argument = name.replace("-", "_").replace("[", "_").replace("]", "")
-    return f"{argument}_" if keyword.iskeyword(argument) else argument
 
 
 def _resolved(document: dict, node: Any) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from alembic import context, op
 
-from persistence import store
+from agentos_sessions.persistence import store
 
 revision = "0003"
 down_revision = "0002"

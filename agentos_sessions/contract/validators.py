@@ -1,146 +1,45 @@
-"""OpenAPI 3.1 for Connexion 3.3, without forking it.
+"""Connexion validators that check requests and responses with JSON Schema 2020-12.
 
-Connexion 3.3 refuses 3.1 documents (its bundled meta-schema only admits 3.0,
-spec-first/connexion#1396) and validates bodies with Draft 4, which silently ignores
-2020-12 keywords such as ``const``. This module closes both gaps through the hooks
-Connexion offers:
-
-* :func:`enable` makes Connexion check a 3.1 document with openapi-spec-validator instead
-  of its 3.0 meta-schema; 3.0 and Swagger 2 documents keep Connexion's own check.
-* :data:`VALIDATOR_MAP` (passed to ``add_api(validator_map=...)``) validates parameters,
-  request bodies and response bodies with JSON Schema 2020-12 through compiled jsonschema-rs
-  validators, and reports invalid requests as FastAPI does: a list of
-  ``{"type", "loc", "msg", "input"}`` entries, raised as :class:`RequestValidationFailed`.
+Connexion 3.3 validates bodies with Draft 4, which silently ignores 2020-12 keywords such as
+``const``. :data:`VALIDATOR_MAP` (``add_api(validator_map=...)``) replaces its validators with
+compiled jsonschema-rs ones for parameters, request bodies and response bodies, and reports an
+invalid request as FastAPI does (:mod:`.entries`), raised as :class:`RequestValidationFailed`.
+Whatever a schema admits, a value no engine can store (NUL, integers past 64 bits, NaN) is
+refused too.
 """
 
 from __future__ import annotations
 
 import codecs
-import copy
-import hashlib
 import json
 import logging
 import math
 import re
-import threading
-from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 import jsonschema_rs
 import orjson
-import yaml
 from connexion.datastructures import MediaTypeDict
-from connexion.exceptions import BadRequestProblem, InvalidSpecification, NonConformingResponseBody
+from connexion.exceptions import BadRequestProblem, NonConformingResponseBody
 from connexion.lifecycle import ConnexionRequest
-from connexion.spec import OpenAPISpecification
 from connexion.validators import (
     AbstractRequestBodyValidator,
     AbstractResponseBodyValidator,
     ParameterValidator,
 )
-from openapi_spec_validator import OpenAPIV31SpecValidator
-from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from starlette.datastructures import QueryParams
 
-import jsoncodec
+from agentos_sessions import jsoncodec
+from agentos_sessions.contract.entries import (
+    RequestValidationFailed,
+    entry,
+    from_schema_error,
+    json_invalid,
+    not_an_object,
+)
 
 logger = logging.getLogger(__name__)
-
-
-class RequestValidationFailed(Exception):
-    """A request does not match the contract; ``errors`` is FastAPI's list of error entries."""
-
-    def __init__(self, errors: list[dict[str, Any]]):
-        super().__init__(errors)
-        self.errors = errors
-
-
-# libyaml's parser when PyYAML was built with it (its wheels are), ~10x faster than the Python one.
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def load_document(path: Path) -> dict[str, Any]:
-    """Read an OpenAPI 3.1 document and check it with openapi-spec-validator."""
-    with path.open(encoding="utf-8") as stream:
-        document = yaml.load(stream, Loader=_YamlLoader)
-    check_document(document)
-    return document
-
-
-# Digests of the documents found valid in this process. Checking one takes ~0.3 s, and every
-# app checks two (the contract, then the copy made for Connexion): a process that builds apps
-# again (the test suite builds hundreds) checks each content once.
-_valid_documents: set[bytes] = set()
-
-
-def check_document(document: dict[str, Any]) -> None:
-    """Raise InvalidSpecification unless ``document`` is a valid OpenAPI 3.1 document."""
-    digest = hashlib.blake2b(orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)).digest()
-    if digest in _valid_documents:
-        return
-    try:
-        OpenAPIV31SpecValidator(document).validate()
-    except OpenAPIValidationError as error:
-        raise InvalidSpecification(f"Invalid OpenAPI 3.1 document: {error.message}") from error
-    _valid_documents.add(digest)
-
-
-def for_connexion(document: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``document`` that Connexion can route: each parameter declared by ``content``
-    (a JSON value in the query string) is declared as a string instead, its media type and schema
-    kept as JSON Schema's ``contentMediaType`` and ``contentSchema``, which :class:`Parameters`
-    validates. Connexion reads a parameter's ``schema`` only, and fails on one without."""
-    document = copy.deepcopy(document)
-    operations = [op for item in document["paths"].values() for op in item.values() if isinstance(op, dict)]
-    declared = [*document.get("components", {}).get("parameters", {}).values()]
-    declared += [param for op in operations for param in op.get("parameters", [])]
-    for param in declared:
-        if "content" in param:
-            [(media_type, content)] = param.pop("content").items()
-            param["schema"] = {
-                "type": "string",
-                "contentMediaType": media_type,
-                "contentSchema": content.get("schema", {}),
-            }
-    return document
-
-
-_connexion_validate_spec = OpenAPISpecification._validate_spec.__func__
-_enable_lock = threading.Lock()
-
-
-def _validate_spec(cls, spec: dict[str, Any]) -> None:
-    if str(spec.get("openapi", "")).startswith("3.1."):
-        check_document(spec)
-    else:
-        _connexion_validate_spec(cls, spec)
-
-
-def enable() -> None:
-    """Let Connexion load OpenAPI 3.1 documents (idempotent).
-
-    Connexion builds its Specification inside ``add_api`` and offers no hook for the
-    meta-schema check, so the check itself is replaced, for 3.1 documents only.
-    """
-    with _enable_lock:
-        OpenAPISpecification._validate_spec = classmethod(_validate_spec)
-        if _quiet_media_types not in _operation_logger.filters:
-            _operation_logger.addFilter(_quiet_media_types)
-
-
-# Connexion warns on every request to an operation that declares several request media types
-# ("this operation accepts multiple content types, using ..."), although it then picks the
-# request's own: PATCH /sessions/{id} takes JSON and merge patches, by design.
-_operation_logger = logging.getLogger("connexion.operations.openapi3")
-
-
-def _quiet_media_types(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("this operation accepts multiple content types")
-
-
-# --- compiled 2020-12 validators -------------------------------------------------------
 
 _compiled: dict[int, tuple[dict[str, Any], jsonschema_rs.Draft202012Validator]] = {}
 
@@ -201,147 +100,6 @@ def acyclic(schema: dict[str, Any]) -> dict[str, Any]:
     return {**root, "$defs": {**root.get("$defs", {}), **definitions}}
 
 
-# --- FastAPI-shaped error entries ------------------------------------------------------
-
-_TYPE_ERRORS = {
-    "string": ("string_type", "Input should be a valid string"),
-    "integer": ("int_type", "Input should be a valid integer"),
-    "number": ("float_type", "Input should be a valid number"),
-    "boolean": ("bool_type", "Input should be a valid boolean"),
-    "object": ("dict_type", "Input should be a valid dictionary"),
-    "array": ("list_type", "Input should be a valid list"),
-}
-_PARSING_ERRORS = {
-    "integer": ("int_parsing", "Input should be a valid integer, unable to parse string as an integer"),
-    "number": ("float_parsing", "Input should be a valid number, unable to parse string as a number"),
-    "boolean": ("bool_parsing", "Input should be a valid boolean, unable to interpret input"),
-}
-
-
-def _entry(kind: str, loc: list, msg: str, value: Any, ctx: dict | None = None) -> dict[str, Any]:
-    entry = {"type": kind, "loc": loc, "msg": msg, "input": value}
-    if ctx is not None:
-        entry["ctx"] = ctx
-    return entry
-
-
-def _quote_choices(options: Iterable[Any]) -> str:
-    quoted = [f"'{option}'" if isinstance(option, str) else repr(option) for option in options]
-    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
-
-
-def _type_error(types: list[str], loc: list, value: Any) -> dict[str, Any]:
-    expected = next((t for t in types if t != "null"), "null")
-    if expected == "integer" and isinstance(value, float):
-        return _entry(
-            "int_from_float", loc, "Input should be a valid integer, got a number with a fractional part", value
-        )
-    if isinstance(value, str) and expected in _PARSING_ERRORS:
-        kind, msg = _PARSING_ERRORS[expected]
-        return _entry(kind, loc, msg, value)
-    kind, msg = _TYPE_ERRORS.get(expected, ("value_error", f"Input should be of type {expected}"))
-    return _entry(kind, loc, msg, value)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _errors(error: jsonschema_rs.ValidationError, prefix: list) -> Iterator[dict[str, Any]]:
-    """FastAPI/pydantic-style entries for one jsonschema-rs error."""
-    loc = prefix + list(error.instance_path)
-    value = error.instance
-    kind = error.kind
-    name = type(kind).__name__
-    if name == "AnyOf":
-        # A nullable field failed: report why the non-null branch failed.
-        branches = [branch for branch in kind.context if not _is_null_branch(branch)]
-        if len(branches) == 1:
-            for sub in branches[0]:
-                yield from _errors(sub, prefix)
-            return
-    if name == "PropertyNames":
-        # A key that breaks the rule for keys: reported at the key, as for a value.
-        for entry in _errors(kind.error, prefix):
-            entry["loc"].append(kind.error.instance)
-            yield entry
-        return
-    if name == "Required":
-        yield _entry("missing", [*loc, kind.property], "Field required", value)
-    elif name == "Type":
-        yield _type_error(list(kind.types), loc, value)
-    elif name == "Enum":
-        expected = _quote_choices(kind.options)
-        yield _entry("enum", loc, f"Input should be {expected}", value, {"expected": expected})
-    elif name == "Minimum":
-        yield _entry(
-            "greater_than_equal",
-            loc,
-            f"Input should be greater than or equal to {kind.limit}",
-            value,
-            {"ge": kind.limit},
-        )
-    elif name == "Maximum":
-        yield _entry(
-            "less_than_equal",
-            loc,
-            f"Input should be less than or equal to {kind.limit}",
-            value,
-            {"le": kind.limit},
-        )
-    elif name == "MinLength":
-        yield _entry(
-            "string_too_short",
-            loc,
-            f"String should have at least {_plural(kind.limit, 'character')}",
-            value,
-            {"min_length": kind.limit},
-        )
-    elif name == "MaxLength":
-        yield _entry(
-            "string_too_long",
-            loc,
-            f"String should have at most {_plural(kind.limit, 'character')}",
-            value,
-            {"max_length": kind.limit},
-        )
-    elif name == "Pattern":
-        yield _entry(
-            "string_pattern_mismatch",
-            loc,
-            f"String should match pattern '{kind.pattern}'",
-            value,
-            {"pattern": kind.pattern},
-        )
-    elif name == "AdditionalProperties":
-        for key in kind.unexpected:
-            yield _entry("extra_forbidden", [*loc, key], "Extra inputs are not permitted", value[key])
-    elif name in ("MinItems", "MaxItems", "MinProperties", "MaxProperties"):
-        shape = "List" if name.endswith("Items") else "Dictionary"
-        bound = "least" if name.startswith("Min") else "most"
-        unit = "item" if kind.limit == 1 else "items"
-        yield _entry(
-            "too_short" if name.startswith("Min") else "too_long",
-            loc,
-            f"{shape} should have at {bound} {kind.limit} {unit} after validation, not {len(value)}",
-            value,
-            {
-                "field_type": shape,
-                ("min_length" if bound == "least" else "max_length"): kind.limit,
-                "actual_length": len(value),
-            },
-        )
-    else:
-        yield _entry("value_error", loc, error.message, value)
-
-
-def not_an_object(value: Any) -> dict[str, Any]:
-    """FastAPI's error entry for a body that is not a JSON object (``value`` as received)."""
-    return _entry(
-        "model_attributes_type", ["body"], "Input should be a valid dictionary or object to extract fields from", value
-    )
-
-
 # --- what no engine can store ----------------------------------------------------------
 
 # The numbers a request may carry anywhere: PostgreSQL's bigint, SQLite's INTEGER, and what JSON
@@ -370,7 +128,7 @@ def storable_errors(value: Any, loc: list) -> list[dict[str, Any]]:
             pending.extend((child, [*at, index]) for index, child in reversed(list(enumerate(node))))
         elif isinstance(node, (int, float)):
             if isinstance(node, float) and not math.isfinite(node):
-                errors.append(_entry("finite_number", at, "Input should be a finite number", node))
+                errors.append(entry("finite_number", at, "Input should be a finite number", node))
             elif node > INT64_MAX:
                 errors.append(_beyond_limit("less_than_equal", "less than", "le", INT64_MAX, at, node))
             elif node < INT64_MIN:
@@ -379,23 +137,19 @@ def storable_errors(value: Any, loc: list) -> list[dict[str, Any]]:
 
 
 def _nul_character(loc: list, value: str) -> dict[str, Any]:
-    return _entry(
+    return entry(
         "string_nul_character", loc, "String should not contain the NUL character (\\u0000): it cannot be stored", value
     )
 
 
 def _beyond_limit(kind: str, relation: str, bound: str, limit: int, loc: list, value: int) -> dict[str, Any]:
-    return _entry(kind, loc, f"Input should be {relation} or equal to {limit}", value, {bound: limit})
+    return entry(kind, loc, f"Input should be {relation} or equal to {limit}", value, {bound: limit})
 
 
 def _unreported(entries: list[dict[str, Any]], reported: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``entries`` about values that ``reported`` says nothing of (one error per value)."""
     seen = {tuple(entry["loc"]) for entry in reported}
     return [entry for entry in entries if tuple(entry["loc"]) not in seen]
-
-
-def _is_null_branch(branch: list[jsonschema_rs.ValidationError]) -> bool:
-    return any(type(e.kind).__name__ == "Type" and list(e.kind.types) == ["null"] for e in branch)
 
 
 def validation_errors(schema: dict[str, Any], instance: Any, prefix: list) -> list[dict[str, Any]]:
@@ -413,7 +167,7 @@ def validation_errors(schema: dict[str, Any], instance: Any, prefix: list) -> li
             path += (error.kind.property,)  # each missing field is its own value
         if path not in first or (type(error.kind).__name__ == "Type" and type(first[path].kind).__name__ != "Type"):
             first[path] = error
-    return [entry for error in first.values() for entry in _errors(error, prefix)]
+    return [entry for error in first.values() for entry in from_schema_error(error, prefix)]
 
 
 # --- Connexion validators --------------------------------------------------------------
@@ -439,7 +193,7 @@ class Parameters(ParameterValidator):
                 value = values.get(key)
                 if value is None:
                     if param.get("required"):
-                        errors.append(_entry("missing", [location, name], "Field required", None))
+                        errors.append(entry("missing", [location, name], "Field required", None))
                     continue
                 if "contentSchema" in param.get("schema", {}):
                     errors.extend(_content_errors(param["schema"]["contentSchema"], value, [location, name]))
@@ -448,8 +202,8 @@ class Parameters(ParameterValidator):
                 if not found:
                     found = _parameter_guard(location, name, value, request.scope)
                 if location == "query" and param.get("schema", {}).get("type") != "array":
-                    for entry in found:
-                        entry["input"] = raw_query.get(name)
+                    for error in found:
+                        error["input"] = raw_query.get(name)
                 errors.extend(found)
         if errors:
             raise RequestValidationFailed(errors)
@@ -464,7 +218,7 @@ def _parameter_guard(location: str, name: str, value: Any, scope) -> list[dict[s
         loc = [location, name] if index is None else [location, name, index]
         found = storable_errors(item, loc)
         if not found and isinstance(item, str) and not _is_utf8_text(location, name, item, scope):
-            found = [_entry("string_unicode", loc, _NOT_UNICODE, item)]
+            found = [entry("string_unicode", loc, _NOT_UNICODE, item)]
         errors.extend(found)
     return errors
 
@@ -501,9 +255,9 @@ def _content_errors(schema: dict[str, Any], raw: str, loc: list) -> list[dict[st
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        return [_entry("json_invalid", loc, "JSON decode error", raw, {"error": error.msg})]
+        return [json_invalid(loc, error.msg, raw)]
     if not depth_within(value, MAX_DEPTH):
-        return [_entry("json_invalid", loc, "JSON decode error", raw, {"error": "Nesting too deep"})]
+        return [json_invalid(loc, "Nesting too deep", raw)]
     if _has_long_number(raw.encode()):
         value = json.loads(raw)  # its integers exactly (see JSONBody._parse)
     found = validation_errors(schema, value, loc)
@@ -622,7 +376,7 @@ class JSONBody(AbstractRequestBodyValidator):
 
     def _missing_body(self) -> dict[str, Any]:
         embedded = self._embedded_field()
-        return _entry("missing", ["body", embedded] if embedded else ["body"], "Field required", None)
+        return entry("missing", ["body", embedded] if embedded else ["body"], "Field required", None)
 
     async def wrap_receive(self, receive, *, scope):
         try:
@@ -673,7 +427,7 @@ def _opening_beyond(text: str, limit: int) -> int:
 
 
 def _json_invalid(position: int, reason: str) -> dict[str, Any]:
-    return _entry("json_invalid", ["body", position], "JSON decode error", {}, {"error": reason})
+    return json_invalid(["body", position], reason, {})
 
 
 class JSONResponse(AbstractResponseBodyValidator):

@@ -1,4 +1,4 @@
-"""openapi31: Connexion serves OpenAPI 3.1 documents with JSON Schema 2020-12 validation."""
+"""contract: Connexion serves OpenAPI 3.1 documents with JSON Schema 2020-12 validation."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import pytest
 from connexion.exceptions import InvalidSpecification
 from starlette.testclient import TestClient
 
-import openapi31
-from handlers import errors
+from agentos_sessions.contract import responses, validators
+from agentos_sessions.contract.entries import RequestValidationFailed
+from agentos_sessions.contract.serving import ContractApp
+from agentos_sessions.contract.spec import CONTRACT, check_document, load_document, quiet_media_type_warnings
 
 ECHO_DOCUMENT = {
     "openapi": "3.1.0",
@@ -18,7 +20,7 @@ ECHO_DOCUMENT = {
     "paths": {
         "/echo": {
             "post": {
-                "operationId": "tests.unit.test_openapi31.echo",
+                "operationId": "tests.unit.test_contract_validation.echo",
                 "parameters": [
                     {"name": "n", "in": "query", "schema": {"type": "integer", "exclusiveMinimum": 0}},
                 ],
@@ -61,11 +63,10 @@ def echo(body, n=None):
 
 @pytest.fixture
 def echo_client():
-    """A Connexion app serving ECHO_DOCUMENT through openapi31."""
-    openapi31.enable()
-    app = connexion.AsyncApp(__name__)
-    app.add_api(ECHO_DOCUMENT, validator_map=openapi31.VALIDATOR_MAP, validate_responses=True)
-    app.add_error_handler(openapi31.RequestValidationFailed, errors.request_validation_failed)
+    """A Connexion app serving ECHO_DOCUMENT through the contract package."""
+    app = ContractApp(__name__)
+    app.add_api(ECHO_DOCUMENT, validator_map=validators.VALIDATOR_MAP, validate_responses=True)
+    app.add_error_handler(RequestValidationFailed, responses.request_validation_failed)
     with TestClient(app) as client:
         yield client
 
@@ -107,22 +108,26 @@ def test_responses_are_validated_with_2020_12(echo_client):
 def test_invalid_31_document_is_refused():
     document = {**ECHO_DOCUMENT, "paths": {"/x": {"get": {"responses": "nope"}}}}
     with pytest.raises(InvalidSpecification):
-        openapi31.check_document(document)
+        check_document(document)
 
 
-def test_enable_is_idempotent_and_keeps_30_documents_checked_by_connexion():
-    openapi31.enable()
-    openapi31.enable()
-    document = {"openapi": "3.0.3", "info": {"title": "x", "version": "1"}, "paths": {"/x": {"get": {}}}}
-    app = connexion.AsyncApp(__name__)
-    with pytest.raises(InvalidSpecification):
-        app.add_api(document)
+def test_connexion_itself_is_left_as_it_is(echo_client):
+    """Only a ContractApp reads 3.1: with one built and serving, Connexion's own app still checks
+    documents against its 3.0 meta-schema, refusing a 3.1 one and an invalid 3.0 one."""
+    invalid_30 = {"openapi": "3.0.3", "info": {"title": "x", "version": "1"}, "paths": {"/x": {"get": {}}}}
+    for document in (ECHO_DOCUMENT, invalid_30):
+        with pytest.raises(InvalidSpecification):
+            connexion.AsyncApp(__name__).add_api(document)
+
+
+def test_a_contract_app_refuses_an_invalid_31_document():
+    document = {**ECHO_DOCUMENT, "paths": {"/x": {"get": {"responses": "nope"}}}}
+    with pytest.raises(InvalidSpecification, match=r"Invalid OpenAPI 3\.1 document"):
+        ContractApp(__name__).add_api(document)
 
 
 def test_the_project_contract_is_a_valid_31_document():
-    from app import SPEC_PATH
-
-    document = openapi31.load_document(SPEC_PATH)
+    document = load_document(CONTRACT)
     assert document["openapi"] == "3.1.0"
 
 
@@ -196,18 +201,18 @@ def test_the_project_contract_is_a_valid_31_document():
     ],
 )
 def test_errors_take_fastapi_shape(schema, instance, expected):
-    assert openapi31.validation_errors(schema, instance, ["q"]) == [expected]
+    assert validators.validation_errors(schema, instance, ["q"]) == [expected]
 
 
 def test_compiled_validators_are_reused_per_schema_object():
     schema = {"type": "string"}
-    assert openapi31.compiled(schema) is openapi31.compiled(schema)
-    assert openapi31.compiled({"type": "string"}) is not openapi31.compiled(schema)
+    assert validators.compiled(schema) is validators.compiled(schema)
+    assert validators.compiled({"type": "string"}) is not validators.compiled(schema)
 
 
 def test_one_error_per_value_with_the_type_error_first():
     schema = {"type": "boolean", "enum": [False]}
-    assert openapi31.validation_errors(schema, "bogus", ["query", "delete_media"]) == [
+    assert validators.validation_errors(schema, "bogus", ["query", "delete_media"]) == [
         {
             "type": "bool_parsing",
             "loc": ["query", "delete_media"],
@@ -224,10 +229,10 @@ def test_a_recursive_schema_resolved_into_a_cycle_compiles():
     value["additionalProperties"] = value
     schema = {"type": "object", "additionalProperties": value}
 
-    assert openapi31.validation_errors(schema, {"a": [{"b": ["ok", 1, None]}]}, ["body"]) == []
-    [error] = openapi31.validation_errors(schema, {"a": [{"b": ["no\0"]}]}, ["body"])
+    assert validators.validation_errors(schema, {"a": [{"b": ["ok", 1, None]}]}, ["body"]) == []
+    [error] = validators.validation_errors(schema, {"a": [{"b": ["no\0"]}]}, ["body"])
     assert (error["type"], error["loc"]) == ("string_pattern_mismatch", ["body", "a", 0, "b", 0])
-    acyclic = openapi31.acyclic(schema)
+    acyclic = validators.acyclic(schema)
     assert acyclic["additionalProperties"] == {"$ref": "#/$defs/recursive0"}
     assert acyclic["$defs"]["recursive0"]["items"] == {"$ref": "#/$defs/recursive0"}
 
@@ -251,13 +256,13 @@ def _nested(depth: int) -> list:
     ],
 )
 def test_depth_within_counts_nested_arrays_and_objects(value, within):
-    assert openapi31.depth_within(value, 512) is within
+    assert validators.depth_within(value, 512) is within
 
 
 def test_the_opening_beyond_the_limit_is_found_outside_strings():
     text = '{"s": "[[[[\\"{{{", "a": [[[1]]]}'
-    assert openapi31._opening_beyond(text, 3) == text.index("[[[1") + 2
-    assert openapi31._opening_beyond(text, 4) == 0
+    assert validators._opening_beyond(text, 3) == text.index("[[[1") + 2
+    assert validators._opening_beyond(text, 4) == 0
 
 
 FINITE = "Input should be a finite number"
@@ -306,7 +311,7 @@ NUL = "String should not contain the NUL character (\\u0000): it cannot be store
     ],
 )
 def test_storable_errors_name_what_no_engine_stores_at_any_depth_keys_included(value, expected):
-    assert openapi31.storable_errors(value, ["body"]) == expected
+    assert validators.storable_errors(value, ["body"]) == expected
 
 
 def test_an_integer_parameter_without_a_maximum_is_bounded_by_64_bits(echo_client):
@@ -373,7 +378,7 @@ def test_several_request_media_types_are_not_warned_about_on_every_request(caplo
         "paths": {
             "/echo": {
                 "post": {
-                    "operationId": "tests.unit.test_openapi31.echo",
+                    "operationId": "tests.unit.test_contract_validation.echo",
                     "requestBody": {
                         "content": {
                             "application/json": {"schema": {"type": "object"}},
@@ -385,9 +390,9 @@ def test_several_request_media_types_are_not_warned_about_on_every_request(caplo
             }
         },
     }
-    openapi31.enable()
-    app = connexion.AsyncApp(__name__)
-    app.add_api(document, validator_map=openapi31.VALIDATOR_MAP)
+    quiet_media_type_warnings()
+    app = ContractApp(__name__)
+    app.add_api(document, validator_map=validators.VALIDATOR_MAP)
     with caplog.at_level("WARNING"), TestClient(app) as client:
         for media_type in ("application/json", "application/merge-patch+json"):
             response = client.post("/echo", content=b'{"a": 1}', headers={"Content-Type": media_type})

@@ -27,17 +27,17 @@ import json
 import logging
 import random
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-import jsoncodec
-from persistence import schema
-from persistence.models import DEFAULT_PG_SCHEMA, Models, models_for
-from settings import DatabaseSettings, SettingsError
+from agentos_sessions import jsoncodec
+from agentos_sessions.persistence import schema
+from agentos_sessions.persistence.models import DEFAULT_PG_SCHEMA, Models, models_for
+from agentos_sessions.settings import DatabaseSettings, Settings, SettingsError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -315,9 +315,31 @@ def open_database(db_id: str, settings: DatabaseSettings, **options: Any) -> Dat
     if url.get_backend_name() == "sqlite":
         return SQLiteDatabase(db_id, settings, url)
     # Imported here: psycopg is an optional dependency (check_driver says what to install).
-    from persistence.postgres import PostgresDatabase
+    from agentos_sessions.persistence.postgres import PostgresDatabase
 
     return PostgresDatabase(db_id, settings, psycopg_url(url), **options)
+
+
+def open_databases(settings: Settings) -> dict[str, Database]:
+    """Every configured database by its db_id, pools and deadline as configured (none connected yet)."""
+    options = {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "timeout": settings.database_timeout,
+        "prepared_statements": settings.prepared_statements,
+    }
+    return {db_id: open_database(db_id, config, **options) for db_id, config in settings.databases.items()}
+
+
+async def migrate(databases: Iterable[Database]) -> dict[str, tuple[str | None, str]]:
+    """Bring each database's tables to the newest migration, logging what changed; the revisions
+    (before, after) by db_id."""
+    revisions = {}
+    for database in databases:
+        before, after = revisions[database.id] = await database.migrate()
+        if before != after:
+            logger.info("Database %r: tables migrated from %s to %s", database.id, before or "nothing", after)
+    return revisions
 
 
 def psycopg_url(url: URL) -> URL:

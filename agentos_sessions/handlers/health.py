@@ -7,9 +7,11 @@ import time
 
 from connexion import request
 
-from handlers.views import timestamp
-from persistence import store
-from persistence.database import Database, DatabaseUnavailable
+from agentos_sessions.handlers.views import timestamp
+from agentos_sessions.persistence import store
+from agentos_sessions.persistence.database import Database, DatabaseUnavailable
+
+__all__ = ["get_metrics", "health_check"]
 
 # How long /health waits for a database to answer before calling it unavailable.
 DATABASE_TIMEOUT = 2.0

@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from cryptography.x509 import load_pem_x509_certificate
 
-from handlers.errors import Forbidden, Unauthorized
-from settings import SecuritySettings, SettingsError
+from agentos_sessions.errors import Forbidden, Unauthorized
+from agentos_sessions.settings import SecuritySettings, SettingsError
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import context, op
 
-from persistence import store
+from agentos_sessions.persistence import store
 
 revision = "0002"
 down_revision = "0001"

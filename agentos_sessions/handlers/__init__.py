@@ -1,0 +1,25 @@
+"""Operation handlers, one module per tag, found by the operationIds of openapi.yaml.
+
+Each module lists its operations in ``__all__``: a handler is the function named as its
+operation's operationId. The contract names operations only, never our modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agentos_sessions.handlers import health, sessions
+
+OPERATIONS: dict[str, Callable] = {
+    name: getattr(module, name) for module in (health, sessions) for name in module.__all__
+}
+
+
+def by_operation_id(operation_id: str) -> Callable:
+    """The handler of ``operation_id`` (what Connexion's resolver asks for each operation)."""
+    try:
+        return OPERATIONS[operation_id]
+    except KeyError:
+        raise AttributeError(
+            f"no handler for operationId {operation_id!r}: none in agentos_sessions.handlers"
+        ) from None

@@ -1,0 +1,1 @@
+"""ASGI middlewares around Connexion's, one per module; app.py puts them in order."""

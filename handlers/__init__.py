@@ -1,1 +1,0 @@
-"""Operation handlers, resolved from openapi.yaml by operationId; one module per tag."""
