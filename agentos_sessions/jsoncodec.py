@@ -1,6 +1,6 @@
 """JSON in and out through orjson, falling back to the standard library where orjson refuses.
 
-orjson is several times faster on run payloads (README, Performance). Reading, it gives what
+orjson is several times faster than the standard library on run payloads. Reading, it gives what
 ``json.loads`` gives, and refuses what only the standard library accepts (NaN, infinities,
 lone surrogates): those are read by ``json.loads``. Writing, its output is the same JSON
 values as AgentOS's, spelled the same except for floats (``1e-05`` becomes ``0.00001``);

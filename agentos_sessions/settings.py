@@ -52,7 +52,7 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class SecuritySettings:
     """Who may call, chosen by environment as AgentOS does: JWT when a verification key or JWKS
-    file is set, else the security key when set, else open (README, Security)."""
+    file is set, else the security key when set, else open (docs/security.md)."""
 
     security_key: str | None = None
     jwt_verification_key: str | None = None
@@ -128,7 +128,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read AGENTOS_SESSIONS_* variables (see the configuration table in README.md)."""
+        """Read AGENTOS_SESSIONS_* variables (docs/configuration.md lists them)."""
         env = os.environ if environ is None else environ
         common = {
             "validate_responses": _flag(env, "AGENTOS_SESSIONS_VALIDATE_RESPONSES", default=True),

@@ -375,7 +375,7 @@ def _configure_sqlite_connection(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         # FULL, not the NORMAL often paired with WAL: NORMAL survives the process being killed
         # but may lose the last commits to a power cut or an OS crash, and a write we answered
-        # 2xx must survive those too. The price is an fsync per commit (README, Durability).
+        # 2xx must survive those too. The price is an fsync per commit (docs/deployment.md, durability).
         cursor.execute("PRAGMA synchronous = FULL")
     finally:
         cursor.close()

@@ -25,7 +25,7 @@ AgnoJSON = JSON().with_variant(JSONB(), "postgresql")
 DEFAULT_PG_SCHEMA = "ai"
 
 
-# Indexes of ours, not agno's (README, Performance, has what each bought).
+# Indexes of ours, not agno's.
 # A page of the session list in its default order (newest first, session_id breaking ties), of
 # all sessions or of one user's, comes straight from the index, with an exact count; without
 # them SQLite sorts or filters every row of the table for each page.

@@ -4,7 +4,7 @@ Each takes a SQLAlchemy ``Connection`` first (in a transaction, but for reads on
 run in autocommit) and the table ``Models``
 second, never commits (the caller's unit of work does) and knows nothing of HTTP. They are
 written with SQLAlchemy Core: a request's few statements cost a fraction of what the ORM's
-identity map and unit of work would (README, Performance). Session rows come back as ``Row`` objects
+identity map and unit of work would. Session rows come back as ``Row`` objects
 with the attribute names of :class:`~persistence.models.SessionColumns` (``metadata_`` for
 the ``metadata`` column).
 """

@@ -264,7 +264,7 @@ def test_session_name_search_is_case_insensitive_unicode_and_name_only(client, d
         return sorted(s["session_id"] for s in client.get("/sessions", params={"session_name": name}).json()["data"])
 
     assert ids("CAFÉ") == ["cafe"]
-    # Full Unicode case folding (ß is ss) on SQLite; PostgreSQL 15 has lower() only (README).
+    # Full Unicode case folding (ß is ss) on SQLite; PostgreSQL 15 has lower() only (docs/compatibility.md).
     assert ids("strasse") == (["cafe"] if database.engine.dialect.name == "sqlite" else [])
     assert ids("STRAßE") == ["cafe"]
     assert ids("%") == ["pct"]

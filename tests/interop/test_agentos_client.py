@@ -570,7 +570,7 @@ def test_delete_session_and_sessions_remove_rows_and_runs(seeded, agentos, direc
 
 
 def test_delete_session_of_another_user_deletes_nothing_and_says_so(seeded, agentos, direct):
-    """README, Compatibility: AgentOS answers 204 and keeps the session; we answer 404."""
+    """docs/compatibility.md: AgentOS answers 204 and keeps the session; we answer 404."""
     before = direct.snapshot()
     with pytest.raises(httpx.HTTPStatusError) as refused:
         call(agentos.delete_session("sess-agent-1", user_id="bob"))

@@ -1,4 +1,4 @@
-"""Our indexes for the session list and the order of a session's runs (README, Performance).
+"""Our indexes for the session list and the order of a session's runs (docs/performance.md).
 
 Revision ID: 0002
 Revises: 0001
