@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     except (DatabaseUnavailable, OperationalError, OSError) as error:
-        cause = error.__cause__ if isinstance(error, DatabaseUnavailable) else error
+        cause = error.__cause__ if isinstance(error, DatabaseUnavailable) and error.__cause__ else error
         print(f"agentos-sessions: cannot reach the database: {getattr(cause, 'orig', None) or cause}", file=sys.stderr)
         return 1
     if args.command == "migrate":

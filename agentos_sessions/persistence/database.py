@@ -28,6 +28,7 @@ import logging
 import random
 import sqlite3
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
@@ -215,7 +216,17 @@ class SQLiteDatabase(Database):
     def _connection(self, write: bool) -> Connection:
         connection = self._connections.get(write)
         if connection is None or connection.closed or connection.invalidated:
-            connection = self._connections[write] = (self._writer if write else self.engine).connect()
+            try:
+                connection = self._connections[write] = (self._writer if write else self.engine).connect()
+            except OperationalError:
+                # SQLite's own message ("unable to open database file") does not say why.
+                directory = Path(self.engine.url.database or "").parent
+                if directory.is_dir():
+                    raise
+                raise DatabaseUnreachable(
+                    f"cannot create the SQLite file {self.engine.url.database}: "
+                    f"its directory {directory} does not exist"
+                ) from None
         return connection
 
     async def close(self) -> None:

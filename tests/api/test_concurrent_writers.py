@@ -21,6 +21,9 @@ from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 from tests.servers import running_server
 
+# Starts server processes: left out by `tox -e quick`.
+pytestmark = pytest.mark.slow
+
 CLIENTS = 12
 WRITES = 6  # per client
 MERGE = {"Content-Type": "application/merge-patch+json"}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from agentos_sessions.persistence.store import (
@@ -65,6 +66,7 @@ class Write(NamedTuple):
     after: Content
 
 
+@pytest.mark.slow
 def test_every_acknowledged_write_survives_the_server_being_killed(tmp_path):
     print(f"seed {SEED}")  # shown with the failure
     rng = random.Random(SEED)

@@ -29,6 +29,9 @@ from tests.direct import DirectDatabase
 from tests.servers import command, running_server
 from tests.tokens import hs_secret, token
 
+# Starts server processes: left out by `tox -e quick`.
+pytestmark = pytest.mark.slow
+
 SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
 PACKAGE = "agentos_sessions_generated_client"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}

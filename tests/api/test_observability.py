@@ -7,6 +7,7 @@ import logging
 import re
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.databases import fresh_database
@@ -101,6 +102,7 @@ def test_health_reports_each_database(client):
     assert body["databases"]["main"]["latency_ms"] >= 0
 
 
+@pytest.mark.slow
 def test_serve_writes_access_lines_as_bare_json_on_stdout_and_can_be_quiet(tmp_path):
     for options, expected in (((), 1), (("--no-access-log",), 0)):
         directory = tmp_path / (options[0].strip("-") if options else "default")

@@ -19,6 +19,9 @@ import pytest
 from tests.databases import fresh_database
 from tests.servers import Server, started_server
 
+# Starts server processes: left out by `tox -e quick`.
+pytestmark = pytest.mark.slow
+
 LISTEN, ESTABLISHED = "0A", "01"  # socket states as /proc/net/tcp writes them
 CONNECTIONS = 32  # as many as wrk's in the benchmarks
 

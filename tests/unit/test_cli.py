@@ -134,3 +134,16 @@ def test_migrate_says_which_migrations_ran_and_nothing_else(tmp_path):
 
 def _never_built():
     pytest.fail("no worker may start")
+
+
+def test_migrate_says_when_a_database_is_already_up_to_date(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
+    monkeypatch.setenv("AGENTOS_SESSIONS_DB_ID", "main")
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    assert cli.main(["migrate", "--database-url", url]) == 0
+    assert capsys.readouterr().out == ""  # what ran is logged (the test above)
+    assert cli.main(["migrate", "--database-url", url]) == 0
+    assert (
+        capsys.readouterr().out
+        == f"agentos-sessions migrate: database 'main' is up to date (revision {schema.head()})\n"
+    )

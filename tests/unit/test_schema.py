@@ -137,5 +137,10 @@ def test_serve_refuses_tables_it_cannot_use_before_listening(database_settings, 
 def test_migrate_says_when_the_database_cannot_be_reached(tmp_path, capsys):
     from agentos_sessions import cli
 
-    assert cli.main(["migrate", "--database-url", f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}"]) == 1
-    assert "cannot reach the database" in capsys.readouterr().err
+    missing = tmp_path / "missing" / "dir"
+    assert cli.main(["migrate", "--database-url", f"sqlite:///{missing / 'x.db'}"]) == 1
+    assert capsys.readouterr().err == (
+        f"agentos-sessions: cannot reach the database: cannot create the SQLite file {missing / 'x.db'}: "
+        f"its directory {missing} does not exist\n"
+    )
+    assert not (tmp_path / "missing").exists()
