@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -280,3 +281,12 @@ def test_database_timeout_from_the_environment():
 def test_prepared_statements_are_off_unless_asked():
     assert Settings.from_env({}).prepared_statements is False
     assert Settings.from_env({"AGENTOS_SESSIONS_PREPARED_STATEMENTS": "true"}).prepared_statements is True
+
+
+def test_the_readme_shows_the_db_id_the_default_database_gets():
+    """The README's /health example: the key is agno's id of sqlite:///agno.db, as served."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    default = Settings.from_env({})
+    [db_id] = default.databases
+    assert db_id == agno_db_id("sqlite:///agno.db")
+    assert f'"databases": {{"{db_id}": {{"status": "ok"' in readme
