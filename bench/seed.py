@@ -18,8 +18,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, insert
 from sqlalchemy.engine import make_url
 
+from agentos_sessions.persistence import schema as migrations
 from agentos_sessions.persistence.models import DEFAULT_PG_SCHEMA, models_for
-from agentos_sessions.persistence.store import create_missing_tables
 
 SESSIONS = 10_000
 RUNS_EVERY = 10  # every tenth session has runs
@@ -108,11 +108,9 @@ def seed_postgresql(url: str, run_scale: int = 1, schema: str = DEFAULT_PG_SCHEM
 def _fill(engine: Engine, schema: str | None, run_scale: int) -> None:
     models = models_for("agno_sessions", "agno_runs", schema)
     with engine.begin() as db:
-        create_missing_tables(db, models)
-        # The tables as agno creates them: our server adds its own indexes when it starts, as it
-        # does on any agno database; AgentOS serves agno's layout.
-        for index in models.own_indexes(engine.dialect.name):
-            index.drop(db)
+        # The tables as agno creates them (revision 0001 is agno's DDL): our server migrates on
+        # to its own indexes when it starts; AgentOS serves agno's layout.
+        migrations.upgrade(db, models, "0001")
         sessions, runs = _rows(run_scale)
         db.execute(insert(models.sessions), sessions)
         db.execute(insert(models.runs), runs)

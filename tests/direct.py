@@ -9,8 +9,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, make_url, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Select, create_engine, make_url, select
 
 from agentos_sessions.persistence.database import psycopg_url, sqlite_engine, table_schema
 from agentos_sessions.persistence.models import models_for
@@ -27,13 +26,17 @@ class DirectDatabase:
             connect_args = {"prepare_threshold": None}
             self.engine = create_engine(psycopg_url(url), json_serializer=json.dumps, connect_args=connect_args)
         self.models = models_for(settings.session_table, settings.runs_table, table_schema(settings))
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Session]:
+    def unit_of_work(self) -> Iterator[Connection]:
         """A transaction, committed when the block ends."""
-        with self._sessions.begin() as db:
+        with self.engine.begin() as db:
             yield db
+
+    def select_sessions(self) -> Select:
+        """The sessions' rows as the store reads them: ``metadata_`` for the metadata column."""
+        columns = self.models.sessions.c
+        return select(*(column.label("metadata_") if column.key == "metadata" else column for column in columns))
 
     def snapshot(self) -> list:
         """Every row of the sessions and runs tables, in key order."""

@@ -1,31 +1,29 @@
-"""Typed models of Agno's session storage, exactly as agno 3.1.10's SqliteDb and PostgresDb create it.
+"""Agno's sessions and runs tables as this server reads and writes them: SQLAlchemy Core tables.
 
-Column order, types, nullability and index names match agno's DDL, so that a database either
-side creates is the other side's database too. On PostgreSQL the JSON columns are JSONB and the
-tables live in a schema (agno's ``db_schema``, ``ai`` unless configured). Three indexes of ours come on top (see
-:data:`SESSION_INDEXES` and :data:`RUN_INDEXES`); agno neither needs nor minds them. Table
-names are configurable (agno's ``session_table`` / ``runs_table``); :func:`models_for` maps a
-pair of names to model classes.
+:func:`models_for` makes the pair for the configured table names (agno's ``session_table`` /
+``runs_table``) and, on PostgreSQL, schema (agno's ``db_schema``, ``ai`` unless configured).
+They describe the tables at the newest migration: agno 3.1.10's columns in agno's order, its
+types (JSON on SQLite, JSONB on PostgreSQL) and indexes, then indexes of ours that agno neither
+needs nor minds (:meth:`Models.own_indexes`). The DDL itself is written out in the migrations
+(``persistence/migrations/versions``); tests/unit/test_migrations.py checks that a database
+migrated to the newest revision is what these tables declare.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, MetaData, String, Table
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
-JsonValue = Any
 # agno's JSON columns: JSON on SQLite (text), JSONB on PostgreSQL.
 AgnoJSON = JSON().with_variant(JSONB(), "postgresql")
 # agno's PostgresDb default db_schema.
 DEFAULT_PG_SCHEMA = "ai"
 
 
-# Indexes of ours, not agno's.
+# Indexes of ours, not agno's (revision 0002 unless said).
 # A page of the session list in its default order (newest first, session_id breaking ties), of
 # all sessions or of one user's, comes straight from the index, with an exact count; without
 # them SQLite sorts or filters every row of the table for each page.
@@ -45,107 +43,21 @@ METADATA_INDEX = "metadata_gin"
 # A session's runs in agno's order without reading them: created_at comes after run_data in
 # agno's column order, so ordering by it from the table reads every run's payload in full.
 RUN_INDEXES = (("session_id", "run_index", "created_at", "run_id"),)
+# agno's own single-column indexes on the runs table.
+_AGNO_RUN_INDEXES = ("agent_id", "created_at", "run_type", "session_id", "status", "team_id", "user_id", "workflow_id")
 
 
 def index_name(table: str, columns: tuple[str, ...]) -> str:
     return f"idx_{table}_{'_'.join(columns)}"
 
 
-class SessionColumns:
-    """Columns of agno's sessions table, in agno's order."""
-
-    session_id: Mapped[str] = mapped_column(String, primary_key=True)
-    session_type: Mapped[str] = mapped_column(String)
-    agent_id: Mapped[str | None] = mapped_column(String)
-    team_id: Mapped[str | None] = mapped_column(String)
-    workflow_id: Mapped[str | None] = mapped_column(String)
-    user_id: Mapped[str | None] = mapped_column(String)
-    session_data: Mapped[JsonValue | None] = mapped_column(AgnoJSON)
-    agent_data: Mapped[JsonValue | None] = mapped_column(AgnoJSON)
-    team_data: Mapped[JsonValue | None] = mapped_column(AgnoJSON)
-    workflow_data: Mapped[JsonValue | None] = mapped_column(AgnoJSON)
-    metadata_: Mapped[JsonValue | None] = mapped_column("metadata", AgnoJSON)
-    summary: Mapped[JsonValue | None] = mapped_column(AgnoJSON)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[int | None] = mapped_column(BigInteger)
-
-    @declared_attr.directive
-    def __table_args__(cls):
-        name = cls.__tablename__
-        return (
-            Index(f"idx_{name}_session_type", "session_type"),
-            Index(f"idx_{name}_created_at", "created_at"),
-            *(Index(index_name(name, columns), *columns) for columns in SESSION_INDEXES + FILTER_INDEXES),
-            Index(
-                f"idx_{name}_{METADATA_INDEX}",
-                "metadata",
-                postgresql_using="gin",
-                postgresql_ops={"metadata": "jsonb_path_ops"},
-            ).ddl_if(dialect="postgresql"),
-        )
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.session_id!r} {self.session_type} user={self.user_id!r}>"
-
-
-class RunColumns:
-    """Columns of agno's runs table, in agno's order; runs go with their session (ON DELETE CASCADE)."""
-
-    __sessions_table__: str
-    __schema__: str | None
-
-    # sort_order keeps agno's column order: the declared_attr column would otherwise come last.
-    run_id: Mapped[str] = mapped_column(String, primary_key=True, sort_order=-2)
-
-    @declared_attr
-    def session_id(cls) -> Mapped[str]:
-        return mapped_column(
-            String,
-            ForeignKey(f"{_qualified(cls.__schema__, cls.__sessions_table__)}.session_id", ondelete="CASCADE"),
-            sort_order=-1,
-        )
-
-    run_type: Mapped[str] = mapped_column(String)
-    agent_id: Mapped[str | None] = mapped_column(String)
-    team_id: Mapped[str | None] = mapped_column(String)
-    workflow_id: Mapped[str | None] = mapped_column(String)
-    user_id: Mapped[str | None] = mapped_column(String)
-    parent_run_id: Mapped[str | None] = mapped_column(String)
-    status: Mapped[str | None] = mapped_column(String)
-    run_index: Mapped[int | None] = mapped_column(BigInteger)
-    run_data: Mapped[JsonValue] = mapped_column(AgnoJSON)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[int | None] = mapped_column(BigInteger)
-
-    @declared_attr.directive
-    def __table_args__(cls):
-        name = cls.__tablename__
-        indexed = ("agent_id", "created_at", "run_type", "session_id", "status", "team_id", "user_id", "workflow_id")
-        return (
-            *(Index(f"idx_{name}_{column}", column) for column in indexed),
-            Index(f"idx_{name}_session_id_run_index", "session_id", "run_index"),
-            *(Index(index_name(name, columns), *columns) for columns in RUN_INDEXES),
-        )
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.run_id!r} of {self.session_id!r} #{self.run_index}>"
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Models:
-    """The mapped classes for one pair of sessions/runs table names."""
+    """The sessions and runs tables for one pair of table names (and schema)."""
 
-    Session: type[SessionColumns]
-    Run: type[RunColumns]
-    base: type[DeclarativeBase]
-
-    @property
-    def sessions(self) -> Table:
-        return self.Session.__table__  # type: ignore[attr-defined]
-
-    @property
-    def runs(self) -> Table:
-        return self.Run.__table__  # type: ignore[attr-defined]
+    sessions: Table
+    runs: Table
+    metadata: MetaData
 
     def own_indexes(self, dialect: str) -> list[Index]:
         """The indexes of ours (not agno's) on the two tables, those ``dialect`` has."""
@@ -157,65 +69,57 @@ class Models:
         return [index for table in (self.sessions, self.runs) for index in table.indexes if index.name in names]
 
 
-def _qualified(schema: str | None, table: str) -> str:
-    return f"{schema}.{table}" if schema else table
-
-
 @functools.cache
 def models_for(session_table: str, runs_table: str, schema: str | None = None) -> Models:
-    """Model classes for agno tables with these names, in ``schema`` if given (one registry each)."""
-
-    class Base(DeclarativeBase):
-        metadata = MetaData(schema=schema)
-
-    session_model = type("AgnoSession", (SessionColumns, Base), {"__tablename__": session_table})
-    run_model = type(
-        "AgnoRun",
-        (RunColumns, Base),
-        {"__tablename__": runs_table, "__sessions_table__": session_table, "__schema__": schema},
+    """The tables with these names, in ``schema`` if given (one ``MetaData`` per pair)."""
+    metadata = MetaData(schema=schema)
+    sessions = Table(
+        session_table,
+        metadata,
+        Column("session_id", String, primary_key=True),
+        Column("session_type", String, nullable=False),
+        Column("agent_id", String),
+        Column("team_id", String),
+        Column("workflow_id", String),
+        Column("user_id", String),
+        Column("session_data", AgnoJSON),
+        Column("agent_data", AgnoJSON),
+        Column("team_data", AgnoJSON),
+        Column("workflow_data", AgnoJSON),
+        Column("metadata", AgnoJSON),
+        Column("summary", AgnoJSON),
+        Column("created_at", BigInteger, nullable=False),
+        Column("updated_at", BigInteger),
+        Index(f"idx_{session_table}_session_type", "session_type"),
+        Index(f"idx_{session_table}_created_at", "created_at"),
+        *(Index(index_name(session_table, columns), *columns) for columns in SESSION_INDEXES + FILTER_INDEXES),
+        Index(
+            f"idx_{session_table}_{METADATA_INDEX}",
+            "metadata",
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
-    return Models(Session=session_model, Run=run_model, base=Base)
-
-
-DEFAULT_MODELS = models_for("agno_sessions", "agno_runs")
-AgnoSession = DEFAULT_MODELS.Session
-AgnoRun = DEFAULT_MODELS.Run
-
-
-class SchemaVersionsBase(DeclarativeBase):
-    pass
-
-
-class SchemaVersion(SchemaVersionsBase):
-    """agno's record of the layout version of each table it manages (``agno_schema_versions``)."""
-
-    __tablename__ = "agno_schema_versions"
-    __table_args__ = (Index("idx_agno_schema_versions_created_at", "created_at"),)
-
-    table_name: Mapped[str] = mapped_column(String, primary_key=True)
-    version: Mapped[str] = mapped_column(String)
-    created_at: Mapped[str] = mapped_column(String)
-    updated_at: Mapped[str | None] = mapped_column(String)
-
-    def __repr__(self) -> str:
-        return f"<SchemaVersion {self.table_name} {self.version}>"
-
-
-@functools.cache
-def schema_versions_table(schema: str | None) -> Table:
-    """``agno_schema_versions`` in ``schema`` (the same table as :class:`SchemaVersion`)."""
-    if schema is None:
-        return SchemaVersion.__table__  # type: ignore[return-value]
-    return Table(
-        "agno_schema_versions",
-        MetaData(schema=schema),
-        *(
-            Column(column.name, column.type, primary_key=column.primary_key, nullable=column.nullable)
-            for column in SchemaVersion.__table__.columns
-        ),  # type: ignore[attr-defined]
-        Index("idx_agno_schema_versions_created_at", "created_at"),
+    qualified = f"{schema}.{session_table}" if schema else session_table
+    runs = Table(
+        runs_table,
+        metadata,
+        Column("run_id", String, primary_key=True),
+        # Runs go with their session.
+        Column("session_id", String, ForeignKey(f"{qualified}.session_id", ondelete="CASCADE"), nullable=False),
+        Column("run_type", String, nullable=False),
+        Column("agent_id", String),
+        Column("team_id", String),
+        Column("workflow_id", String),
+        Column("user_id", String),
+        Column("parent_run_id", String),
+        Column("status", String),
+        Column("run_index", BigInteger),
+        Column("run_data", AgnoJSON, nullable=False),
+        Column("created_at", BigInteger, nullable=False),
+        Column("updated_at", BigInteger),
+        *(Index(f"idx_{runs_table}_{column}", column) for column in _AGNO_RUN_INDEXES),
+        Index(f"idx_{runs_table}_session_id_run_index", "session_id", "run_index"),
+        *(Index(index_name(runs_table, columns), *columns) for columns in RUN_INDEXES),
     )
-
-
-# The layout version agno 3.1.10 records for the sessions and runs tables it creates.
-AGNO_TABLE_VERSION = "3.0.0"
+    return Models(sessions=sessions, runs=runs, metadata=metadata)

@@ -1,6 +1,7 @@
 """The tables' schema, brought up to date by the Alembic migrations in ``persistence/migrations/``.
 
-Each configured pair of sessions/runs tables has its own Alembic version table,
+Each revision writes its own DDL out in full and is given only the names of the tables and
+their schema. Each configured pair of sessions/runs tables has its own Alembic version table,
 ``agentos_<sessions table>_version``, beside the tables (in their schema on PostgreSQL).
 Migrating creates only what is missing: tables agno created are adopted as they are, their
 rows untouched. A database that holds these tables without columns this server needs, or that
@@ -16,10 +17,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, Index, inspect, text
 from sqlalchemy.schema import CreateSchema
 
-from agentos_sessions.persistence import store
+from agentos_sessions.persistence.migrations.catalog import Names, index_names
 from agentos_sessions.persistence.models import Models
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -39,7 +40,8 @@ def _config(db: Connection | None = None, m: Models | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if m is not None:
-        config.attributes.update(connection=db, models=m, version_table=version_table(m))
+        names = Names(m.sessions.name, m.runs.name, m.sessions.schema)
+        config.attributes.update(connection=db, names=names, version_table=version_table(m))
     return config
 
 
@@ -53,8 +55,9 @@ def current_revision(db: Connection, m: Models) -> str | None:
     return MigrationContext.configure(db, opts=options).get_current_revision()
 
 
-def upgrade(db: Connection, m: Models) -> tuple[str | None, str]:
-    """Check the tables, then migrate them to the newest revision; (revision before, after)."""
+def upgrade(db: Connection, m: Models, revision: str = "head") -> tuple[str | None, str]:
+    """Check the tables, then migrate them to ``revision`` (the newest unless given); (revision
+    before, after)."""
     if db.dialect.name == "postgresql":
         db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
     problems = mismatches(db, m)
@@ -73,7 +76,7 @@ def upgrade(db: Connection, m: Models) -> tuple[str | None, str]:
                 f"Tables {m.sessions.fullname}/{m.runs.fullname} are at migration {before!r}, which this version "
                 f"does not know (its newest is {head()!r}): a newer agentos-sessions migrated them"
             ) from error
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
     return before, current_revision(db, m)
 
 
@@ -102,7 +105,13 @@ def differences(db: Connection, m: Models) -> list[str]:
     revision = current_revision(db, m) if version_table(m) in existing else None
     if revision != head():
         problems.append(f"tables at migration {revision or 'none'}, this release's newest is {head()} (run migrate)")
-    missing = sorted(index.name for index in store.missing_own_indexes(db, m))
+    missing = sorted(index.name for index in missing_own_indexes(db, m))
     if missing:
         problems.append(f"no index {', '.join(missing)} (run migrate)")
     return problems
+
+
+def missing_own_indexes(db: Connection, m: Models) -> list[Index]:
+    """Our indexes (those of this database's dialect) that the two tables do not have."""
+    present = index_names(db, m.sessions.name, m.sessions.schema) | index_names(db, m.runs.name, m.runs.schema)
+    return [index for index in m.own_indexes(db.dialect.name) if index.name not in present]

@@ -5,8 +5,8 @@ run in autocommit) and the table ``Models``
 second, never commits (the caller's unit of work does) and knows nothing of HTTP. They are
 written with SQLAlchemy Core: a request's few statements cost a fraction of what the ORM's
 identity map and unit of work would. Session rows come back as ``Row`` objects
-with the attribute names of :class:`~persistence.models.SessionColumns` (``metadata_`` for
-the ``metadata`` column).
+with the sessions table's column names, ``metadata_`` for the ``metadata`` column.
+The tables themselves are made by the migrations (``persistence.schema``).
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ import functools
 import time
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Index,
     Row,
     Select,
     String,
@@ -28,8 +26,6 @@ from sqlalchemy import (
     case,
     delete,
     func,
-    insert,
-    inspect,
     or_,
     select,
     text,
@@ -37,9 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy import update as update_statement
 from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
-from sqlalchemy.schema import CreateSchema
 
-from agentos_sessions.persistence.models import AGNO_TABLE_VERSION, Models, schema_versions_table
+from agentos_sessions.persistence.models import Models
 
 SessionRow = Row[Any]
 
@@ -514,60 +509,3 @@ def delete_owned_session(db: Connection, m: Models, session_id: str, *, user_id:
         db.execute(q.delete_runs, {"session_id": session_id})
         return True
     return user_id is None or not session_id_taken(db, m, session_id)
-
-
-def create_missing_tables(db: Connection, m: Models) -> list[str]:
-    """Both steps of the schema (the migrations' work, without their bookkeeping): agno's tables
-    where missing, then our own indexes where missing. Returns the names created."""
-    return create_agno_tables(db, m) + create_own_indexes(db, m)
-
-
-def create_agno_tables(db: Connection, m: Models) -> list[str]:
-    """Create the sessions and runs tables where missing (and their schema, on PostgreSQL), with
-    agno's DDL, recording them in agno_schema_versions as agno does. Tables that exist are left
-    exactly as they are. Returns the names of the tables created."""
-    schema = m.sessions.schema
-    if schema is not None:
-        db.execute(CreateSchema(schema, if_not_exists=True))
-    existing = set(inspect(db).get_table_names(schema=schema))
-    tables = [table for table in m.base.metadata.sorted_tables if table.name not in existing]
-    for table in tables:
-        table.create(db)  # with its indexes, ours included
-    if tables:
-        _record_versions(db, schema, [table.name for table in tables])
-    return [table.name for table in tables]
-
-
-def create_own_indexes(db: Connection, m: Models) -> list[str]:
-    """Create our own indexes where missing (on tables agno created too). Returns their names."""
-    indexes = missing_own_indexes(db, m)
-    for index in indexes:
-        index.create(db)
-    return [index.name for index in indexes]
-
-
-def missing_own_indexes(db: Connection, m: Models) -> list[Index]:
-    """Our indexes (those of this database's dialect) that the two tables do not have."""
-    present = index_names(db, m.sessions.name, m.sessions.schema) | index_names(db, m.runs.name, m.runs.schema)
-    return [index for index in m.own_indexes(db.dialect.name) if index.name not in present]
-
-
-def index_names(db: Connection, table: str, schema: str | None = None) -> set[str]:
-    """The names of a table's indexes (SQLAlchemy does not reflect SQLite's on expressions)."""
-    if db.dialect.name == "sqlite":
-        listed = text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :table AND sql IS NOT NULL")
-        return set(db.execute(listed, {"table": table}).scalars())
-    return {index["name"] for index in inspect(db).get_indexes(table, schema=schema)}
-
-
-def _record_versions(db: Connection, schema: str | None, table_names: list[str]) -> None:
-    """Rows in agno_schema_versions for new tables, as agno writes them."""
-    versions = schema_versions_table(schema)
-    versions.create(db, checkfirst=True)
-    recorded = set(db.execute(select(versions.c.table_name).where(versions.c.table_name.in_(table_names))).scalars())
-    stamp = datetime.now().isoformat()
-    for name in table_names:
-        if name not in recorded:
-            db.execute(
-                insert(versions).values(table_name=name, version=AGNO_TABLE_VERSION, created_at=stamp, updated_at=stamp)
-            )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 
 def iso(seconds: int) -> str:
@@ -14,15 +14,15 @@ def iso(seconds: int) -> str:
 
 def stored_session(database, session_id: str):
     """The stored row of a session, read straight from the database (or None)."""
+    sessions = database.models.sessions
     with database.unit_of_work() as db:
-        return db.scalars(
-            select(database.models.Session).where(database.models.Session.session_id == session_id)
-        ).one_or_none()
+        return db.execute(database.select_sessions().where(sessions.c.session_id == session_id)).one_or_none()
 
 
 def stored_runs(database, session_id: str) -> list:
+    runs = database.models.runs
     with database.unit_of_work() as db:
-        return list(db.scalars(select(database.models.Run).where(database.models.Run.session_id == session_id)))
+        return list(db.execute(select(runs).where(runs.c.session_id == session_id)))
 
 
 def add_run(
@@ -39,8 +39,8 @@ def add_run(
     """Store a run the way agno does (its row in the runs table, run_data holding the whole run)."""
     data = {"run_id": run_id, "session_id": session_id, "created_at": created_at, "status": status, **run_data}
     with database.unit_of_work() as db:
-        db.add(
-            database.models.Run(
+        db.execute(
+            insert(database.models.runs).values(
                 run_id=run_id,
                 session_id=session_id,
                 run_type=run_type,

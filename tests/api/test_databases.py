@@ -60,7 +60,7 @@ def test_db_id_selects_the_database_and_its_tables(multi_client, two_databases):
     archive = DirectDatabase(two_databases.databases["b"])
     try:
         assert stored_session(archive, "in-b").session_id == "in-b"
-        assert archive.models.Run.__tablename__ == "archive_runs"
+        assert archive.models.runs.name == "archive_runs"
     finally:
         archive.dispose()
 

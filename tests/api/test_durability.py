@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from agentos_sessions.persistence.store import (
     merge_patch,  # RFC 7396, checked on its examples in tests/unit/test_store.py
@@ -171,7 +170,7 @@ def _check_stored(database: DatabaseSettings, url: str, ledger: Ledger) -> None:
     direct = DirectDatabase(database)
     try:
         with direct.unit_of_work() as db:
-            stored = {row.session_id: _stored(row) for row in db.scalars(select(direct.models.Session))}
+            stored = {row.session_id: _stored(row) for row in db.execute(direct.select_sessions())}
         if direct.engine.dialect.name == "sqlite":
             with direct.engine.connect() as connection:
                 assert connection.exec_driver_sql("PRAGMA integrity_check").scalars().all() == ["ok"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import insert
 from starlette.testclient import TestClient
 
 from agentos_sessions.app import create_app
@@ -35,7 +36,11 @@ def isolated(tmp_path):
             assert client.post("/sessions", json={"session_id": session_id}, headers=owner).status_code == 201
         # An owner-less session, as an agent run without a user_id leaves one.
         with database.unit_of_work() as db:
-            db.add(database.models.Session(session_id="n-1", session_type="agent", created_at=1_700_000_000))
+            db.execute(
+                insert(database.models.sessions).values(
+                    session_id="n-1", session_type="agent", created_at=1_700_000_000
+                )
+            )
         yield client, database
     database.dispose()
 

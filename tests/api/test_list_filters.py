@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import update
 
 from agentos_sessions.persistence import store
 
@@ -78,7 +79,9 @@ def test_metadata_filter_keeps_sessions_whose_metadata_contains_the_object(seede
 
 def test_metadata_filter_sees_metadata_written_by_agno_as_stored(seeded, database):
     with database.unit_of_work() as db:
-        db.get(database.models.Session, "none").metadata_ = {"team": "travel", "agno_component_version": 2}
+        sessions = database.models.sessions
+        agnos = {"team": "travel", "agno_component_version": 2}
+        db.execute(update(sessions).where(sessions.c.session_id == "none").values(metadata=agnos))
     assert _listed(seeded, metadata={"agno_component_version": 2}) == ["none"]
     assert _listed(seeded, metadata={"team": "travel"}) == ["none", "travel", "travel-2"]
 

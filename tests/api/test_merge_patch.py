@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import update
 
 from tests.api.helpers import stored_session
 
@@ -121,8 +122,9 @@ def test_a_workflow_session_takes_no_summary_as_with_plain_json(client, database
 def test_metadata_keys_agno_owns_are_kept_whatever_the_patch_says(client, database):
     _create(client, metadata={"mine": 1})
     with database.unit_of_work() as db:
-        row = db.get(database.models.Session, "s")
-        row.metadata_ = {"mine": 1, "agno_component_version": 3}
+        sessions = database.models.sessions
+        agnos = {"mine": 1, "agno_component_version": 3}
+        db.execute(update(sessions).where(sessions.c.session_id == "s").values(metadata=agnos))
     response = _merge(client, {"metadata": {"agno_component_version": None, "agno_dispatch_depth": 9, "mine": 2}})
     assert response.status_code == 200
     assert stored_session(database, "s").metadata_ == {"mine": 2, "agno_component_version": 3}

@@ -64,7 +64,7 @@ def test_many_clients_across_server_processes_lose_nothing(tmp_path):
     direct = DirectDatabase(database)
     try:
         with direct.unit_of_work() as db:
-            rows = {row.session_id: row for row in db.query(direct.models.Session)}
+            rows = {row.session_id: row for row in db.execute(direct.select_sessions())}
     finally:
         direct.dispose()
     # Every acknowledged write is there, whole: state, name and owner of each client's sessions.

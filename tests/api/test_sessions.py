@@ -6,6 +6,7 @@ import logging
 import re
 
 import pytest
+from sqlalchemy import func, insert, select
 from starlette.testclient import TestClient
 
 from agentos_sessions.app import create_app
@@ -186,7 +187,7 @@ def test_create_with_invalid_body_is_422_in_fastapi_shape(client, database, body
     assert response.status_code == 422
     assert response.json() == {"detail": detail}
     with database.unit_of_work() as db:
-        assert db.query(database.models.Session).count() == 0
+        assert db.execute(select(func.count()).select_from(database.models.sessions)).scalar() == 0
 
 
 def test_malformed_json_is_422_json_invalid(client):
@@ -696,7 +697,7 @@ def test_json_null_body_is_not_an_object(client, database):
     assert response.status_code == 422
     assert response.json() == {"detail": [not_an_object(None)]}
     with database.unit_of_work() as db:
-        assert db.query(database.models.Session).count() == 0
+        assert db.execute(select(func.count()).select_from(database.models.sessions)).scalar() == 0
 
 
 def test_summary_on_a_workflow_session_is_accepted_and_dropped(client, database):
@@ -815,8 +816,8 @@ def test_state_with_nan_written_by_an_agent_is_served_as_null(tmp_path):
     with TestClient(create_app(Settings(databases={"main": config}))) as client:
         database = DirectDatabase(config)
         with database.unit_of_work() as db:
-            db.add(
-                database.models.Session(
+            db.execute(
+                insert(database.models.sessions).values(
                     session_id="nan",
                     session_type="agent",
                     session_data={"session_state": {"score": float("nan"), "ok": 1}},
@@ -868,7 +869,7 @@ def test_json_nested_too_deep_is_422_not_a_500(client, database, body):
     [error] = response.json()["detail"]
     assert (error["type"], error["ctx"]) == ("json_invalid", {"error": "Nesting too deep"})
     with database.unit_of_work() as db:
-        assert db.query(database.models.Session).count() == 0
+        assert db.execute(select(func.count()).select_from(database.models.sessions)).scalar() == 0
 
 
 @pytest.mark.parametrize("depth", [513, 990, 1_023])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 pytestmark = pytest.mark.browser
 
@@ -63,7 +64,8 @@ def test_docs_page_lists_every_operation_and_try_it_out_creates_a_session(served
     print(f"\nscreenshot of /docs after Try it out: {shot}")
 
     with direct.unit_of_work() as db:
-        stored = db.get(direct.models.Session, CREATED["session_id"])
+        sessions = direct.models.sessions
+        stored = db.execute(select(sessions).where(sessions.c.session_id == CREATED["session_id"])).one_or_none()
         assert stored is not None, "the session created in the browser is not in the database"
         assert (stored.session_type, stored.session_data) == (
             "agent",

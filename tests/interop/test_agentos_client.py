@@ -29,7 +29,6 @@ import pytest
 from agno.agent import Agent
 from agno.client import AgentOSClient
 from agno.db.base import SessionType
-from agno.db.sqlite import SqliteDb
 from agno.models.openai import OpenAIChat
 from agno.os.schema import (
     AgentSessionDetailSchema,
@@ -42,9 +41,10 @@ from agno.os.schema import (
     WorkflowSessionDetailSchema,
 )
 from agno.utils.http import aclose_default_clients
-from sqlalchemy import delete, make_url, select
+from sqlalchemy import delete, select
 
 from agentos_sessions.settings import DatabaseSettings
+from tests.agno_storage import agno_storage
 from tests.databases import fresh_database
 from tests.direct import DirectDatabase
 from tests.interop.openai_stub import USAGE, chat_completions_stub
@@ -160,20 +160,6 @@ def session_ids(direct: DirectDatabase) -> list[str]:
     sessions = direct.models.sessions
     with direct.engine.connect() as connection:
         return list(connection.scalars(select(sessions.c.session_id).order_by(sessions.c.session_id)))
-
-
-def agno_storage(database: DatabaseSettings):
-    """agno's own storage on ``database``: SqliteDb on the file, or PostgresDb on the schema."""
-    url = make_url(database.url)
-    if url.get_backend_name() == "sqlite":
-        return SqliteDb(db_file=url.database, session_table=database.session_table)
-    from agno.db.postgres import PostgresDb  # needs psycopg (the postgresql extra)
-
-    return PostgresDb(
-        db_url=url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False),
-        db_schema=database.db_schema,
-        session_table=database.session_table,
-    )
 
 
 # --- fixtures --------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ import pytest
 from sqlalchemy import inspect, text
 
 from agentos_sessions.persistence import schema, store
+from agentos_sessions.persistence.migrations.catalog import index_names
 from agentos_sessions.persistence.schema import SchemaMismatch
+from tests.agno_storage import create_agno_tables
 from tests.direct import DirectDatabase
 from tests.servers import free_port
 
@@ -32,7 +34,7 @@ def _layout(direct) -> dict:
         return {
             table: (
                 [column["name"] for column in inspector.get_columns(table, schema=table_schema)],
-                sorted(store.index_names(db, table, table_schema)),
+                sorted(index_names(db, table, table_schema)),
             )
             for table in sorted(inspector.get_table_names(schema=table_schema))
         }
@@ -53,12 +55,11 @@ def test_migrating_again_changes_nothing(direct):
     assert _layout(direct) == before
 
 
-def test_tables_agno_made_are_adopted_with_their_rows(direct):
+@pytest.mark.interop
+def test_tables_agno_made_are_adopted_with_their_rows(database_settings, direct):
     """agno's tables (without our indexes), holding a session: only our indexes and the version are added."""
+    create_agno_tables(database_settings)
     with direct.engine.begin() as db:
-        store.create_agno_tables(db, direct.models)
-        for index in direct.models.own_indexes(direct.engine.dialect.name):
-            index.drop(db)
         store.insert_new_session(db, direct.models, session_id="s", session_type="agent", created_at=1, updated_at=1)
     rows = direct.snapshot()
     agnos = _layout(direct)
@@ -81,10 +82,11 @@ def _version_table_indexes(direct) -> set[str]:
     return {i["name"] for i in inspect(direct.engine).get_indexes(schema.version_table(direct.models), table_schema)}
 
 
-def test_a_table_without_a_needed_column_is_refused_untouched(direct):
+@pytest.mark.interop
+def test_a_table_without_a_needed_column_is_refused_untouched(database_settings, direct):
     sessions = direct.models.sessions
+    create_agno_tables(database_settings)
     with direct.engine.begin() as db:
-        store.create_agno_tables(db, direct.models)
         db.execute(text(f"ALTER TABLE {_name(db, sessions)} DROP COLUMN summary"))
     before = _layout(direct)
     with pytest.raises(SchemaMismatch, match="agno_sessions has no column summary"):
@@ -119,12 +121,13 @@ def test_the_migrate_command(database_settings, monkeypatch, capsys):
     direct.dispose()
 
 
+@pytest.mark.interop
 def test_serve_refuses_tables_it_cannot_use_before_listening(database_settings, monkeypatch, capsys):
     from agentos_sessions import cli
 
+    create_agno_tables(database_settings)
     direct = DirectDatabase(database_settings)
     with direct.engine.begin() as db:
-        store.create_agno_tables(db, direct.models)
         db.execute(text(f"ALTER TABLE {_name(db, direct.models.runs)} DROP COLUMN run_data"))
     direct.dispose()
     if database_settings.db_schema:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Text, cast, event, func, inspect, select
+from sqlalchemy import Text, cast, column, event, func, insert, inspect, select, table
 
-from agentos_sessions.persistence import store
-from agentos_sessions.persistence.models import schema_versions_table
+from agentos_sessions.persistence import schema, store
 from agentos_sessions.settings import DatabaseSettings
 from tests.direct import DirectDatabase
 
@@ -16,7 +15,7 @@ def database(database_settings):
     """An opened database with agno's tables created."""
     database = DirectDatabase(database_settings)
     with database.engine.begin() as db:
-        store.create_missing_tables(db, database.models)
+        schema.upgrade(db, database.models)
     yield database
     database.dispose()
 
@@ -26,7 +25,7 @@ def sqlite_database(tmp_path):
     """A SQLite database with agno's tables, whichever engine the suite runs on."""
     database = DirectDatabase(DatabaseSettings(f"sqlite:///{tmp_path / 'plans.db'}"))
     with database.engine.begin() as db:
-        store.create_missing_tables(db, database.models)
+        schema.upgrade(db, database.models)
     yield database
     database.dispose()
 
@@ -39,8 +38,8 @@ def add(database, session_id, **columns):
 
 def add_run(database, session_id, run_id, index, *, created_at=100, **run_data):
     with database.unit_of_work() as db:
-        db.add(
-            database.models.Run(
+        db.execute(
+            insert(database.models.runs).values(
                 run_id=run_id,
                 session_id=session_id,
                 run_type="agent",
@@ -52,13 +51,13 @@ def add_run(database, session_id, run_id, index, *, created_at=100, **run_data):
 
 
 def test_missing_tables_are_created_once_and_recorded_like_agno(database):
+    table_schema = database.models.runs.schema
     with database.engine.begin() as db:
-        assert store.create_missing_tables(db, database.models) == []
-        versions_table = schema_versions_table(database.models.sessions.schema)
+        assert schema.upgrade(db, database.models) == (schema.head(), schema.head())
+        versions_table = table("agno_schema_versions", column("table_name"), column("version"), schema=table_schema)
         versions = dict(db.execute(select(versions_table.c.table_name, versions_table.c.version)).all())
     assert versions == {"agno_sessions": "3.0.0", "agno_runs": "3.0.0"}
-    schema = database.models.runs.schema
-    indexes = {i["name"] for i in inspect(database.engine).get_indexes("agno_runs", schema=schema)}
+    indexes = {i["name"] for i in inspect(database.engine).get_indexes("agno_runs", schema=table_schema)}
     assert "idx_agno_runs_session_id_run_index" in indexes
 
 

@@ -1,17 +1,15 @@
-"""Alembic environment: run by persistence.schema with a connection and the table models in
-``config.attributes`` (the tables' names and schema are configuration, not constants)."""
+"""Alembic environment: run by persistence.schema with a connection, the version table and the
+names of the tables to migrate in ``config.attributes`` (the tables' names and schema are
+configuration, not constants; revisions read them with ``catalog.names()``)."""
 
 from __future__ import annotations
 
 from alembic import context
 
-connection = context.config.attributes["connection"]
-models = context.config.attributes["models"]
 context.configure(
-    connection=connection,
-    target_metadata=models.base.metadata,
+    connection=context.config.attributes["connection"],
     version_table=context.config.attributes["version_table"],
-    version_table_schema=models.sessions.schema,
+    version_table_schema=context.config.attributes["names"].schema,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -7,7 +7,10 @@ Create Date: ${create_date}
 
 from __future__ import annotations
 
-from alembic import context, op
+import sqlalchemy as sa
+from alembic import op
+
+from agentos_sessions.persistence.migrations import catalog
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
@@ -16,7 +19,8 @@ depends_on = ${repr(depends_on)}
 
 
 def upgrade() -> None:
-    models = context.config.attributes["models"]
+    # Write the DDL out in full; only the names come from the context. Create only what is missing.
+    sessions, runs, schema = catalog.names()
     ${upgrades if upgrades else "pass"}
 
 

@@ -1,7 +1,9 @@
 """Indexes for the session list's filters: component ids, update time, metadata (PostgreSQL).
 
-Databases at 0002 gain them here; a new database already has them from 0001 or 0002, which
-create every index of ours where missing.
+On sessions, (agent_id | team_id | workflow_id, created_at, session_id): a component's
+sessions, newest first; (updated_at, session_id): the update time bounds and order; and on
+PostgreSQL only, a GIN index on metadata (jsonb_path_ops) for the containment filter (SQLite
+has no index for JSON). Each is created only where missing.
 
 Revision ID: 0003
 Revises: 0002
@@ -10,9 +12,9 @@ Create Date: 2026-11-26
 
 from __future__ import annotations
 
-from alembic import context, op
+from alembic import op
 
-from agentos_sessions.persistence import store
+from agentos_sessions.persistence.migrations import catalog
 
 revision = "0003"
 down_revision = "0002"
@@ -21,7 +23,28 @@ depends_on = None
 
 
 def upgrade() -> None:
-    store.create_own_indexes(op.get_bind(), context.config.attributes["models"])
+    sessions, _, schema = catalog.names()
+    db = op.get_bind()
+    present = catalog.index_names(db, sessions, schema)
+    indexes = [
+        (f"idx_{sessions}_agent_id_created_at_session_id", ["agent_id", "created_at", "session_id"]),
+        (f"idx_{sessions}_team_id_created_at_session_id", ["team_id", "created_at", "session_id"]),
+        (f"idx_{sessions}_workflow_id_created_at_session_id", ["workflow_id", "created_at", "session_id"]),
+        (f"idx_{sessions}_updated_at_session_id", ["updated_at", "session_id"]),
+    ]
+    for name, columns in indexes:
+        if name not in present:
+            op.create_index(name, sessions, columns, schema=schema)
+    metadata_gin = f"idx_{sessions}_metadata_gin"
+    if db.dialect.name == "postgresql" and metadata_gin not in present:
+        op.create_index(
+            metadata_gin,
+            sessions,
+            ["metadata"],
+            schema=schema,
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        )
 
 
 def downgrade() -> None:
