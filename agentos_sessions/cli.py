@@ -14,16 +14,8 @@ import ipaddress
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-# Connexion 3.3 imports starlette.testclient (for its app.test_client()) when it is imported, and
-# Starlette 1.x warns there that the client runs on httpx. Nothing here uses that client; unfiltered,
-# the warning would open the output of every agentos-sessions command.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    import connexion  # noqa: F401
 
 from sqlalchemy.exc import OperationalError
 
@@ -149,13 +141,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _port(value: str) -> int:
-    if not value.isdigit() or int(value) > 65535:
+    if not (value.isascii() and value.isdigit()) or int(value) > 65535:
         raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, not {value!r}")
     return int(value)
 
 
 def _workers(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value!r}")
     return int(value)
 

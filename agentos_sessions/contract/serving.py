@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -31,13 +32,27 @@ class ContractApp(connexion.AsyncApp):
         # Operations whose handlers are decorated once (_DecoratedOnce).
         self._middleware_app.api_cls = _Api
 
-    def add_api(self, document: dict[str, Any], *, base_path: str | None = None, **options: Any) -> None:
+    def add_api(
+        self, document: dict[str, Any], *, base_path: str | None = None, name: str | None = None, **options: Any
+    ) -> None:
         middleware = self.middleware
         if middleware.middleware_stack is not None:
             raise RuntimeError("Cannot add api after an application has started")
-        specification = OpenAPI31Specification(for_connexion(document))
-        api_options = middleware.options.replace(**options)
-        middleware.apis.append(API(specification, base_path=base_path, name=None, **api_options.__dict__))
+        # As Connexion's own: YAML's integer keys (an unquoted 200:) as JSON's strings; Connexion's
+        # options replaced, any other keyword passed on to the middlewares.
+        specification = OpenAPI31Specification(for_connexion(_string_keys(document)))
+        known = {field.name for field in dataclasses.fields(middleware.options)}
+        api_options = middleware.options.replace(**{key: value for key, value in options.items() if key in known})
+        extra = {key: value for key, value in options.items() if key not in known}
+        middleware.apis.append(API(specification, base_path=base_path, name=name, **api_options.__dict__, **extra))
+
+
+def _string_keys(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(key): _string_keys(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_string_keys(item) for item in node]
+    return node
 
 
 class CompactJson(Jsonifier):

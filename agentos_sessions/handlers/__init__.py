@@ -10,9 +10,22 @@ from collections.abc import Callable
 
 from agentos_sessions.handlers import health, sessions
 
-OPERATIONS: dict[str, Callable] = {
-    name: getattr(module, name) for module in (health, sessions) for name in module.__all__
-}
+MODULES = (health, sessions)
+
+
+def _operations() -> dict[str, Callable]:
+    operations: dict[str, Callable] = {}
+    for module in MODULES:
+        for name in module.__all__:
+            if name in operations:
+                raise ImportError(
+                    f"two handlers for operationId {name!r}: in {operations[name].__module__} and {module.__name__}"
+                )
+            operations[name] = getattr(module, name)
+    return operations
+
+
+OPERATIONS = _operations()
 
 
 def by_operation_id(operation_id: str) -> Callable:

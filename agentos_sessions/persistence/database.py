@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -220,13 +221,10 @@ class SQLiteDatabase(Database):
                 connection = self._connections[write] = (self._writer if write else self.engine).connect()
             except OperationalError:
                 # SQLite's own message ("unable to open database file") does not say why.
-                directory = Path(self.engine.url.database or "").parent
-                if directory.is_dir():
+                problem = _sqlite_file_problem(Path(self.engine.url.database or "").absolute())
+                if problem is None:
                     raise
-                raise DatabaseUnreachable(
-                    f"cannot create the SQLite file {self.engine.url.database}: "
-                    f"its directory {directory} does not exist"
-                ) from None
+                raise DatabaseUnreachable(problem) from None
         return connection
 
     async def close(self) -> None:
@@ -236,6 +234,18 @@ class SQLiteDatabase(Database):
             connection.close()
         self._connections.clear()
         self.engine.dispose()
+
+
+def _sqlite_file_problem(file: Path) -> str | None:
+    """Why SQLite cannot open or create ``file``, when its directory says (else None)."""
+    directory = file.parent
+    if not directory.exists():
+        return f"cannot create the SQLite file {file}: its directory {directory} does not exist"
+    if not directory.is_dir():
+        return f"cannot create the SQLite file {file}: {directory} is not a directory"
+    if not file.exists() and not os.access(directory, os.W_OK | os.X_OK):
+        return f"cannot create the SQLite file {file}: its directory {directory} is not writable"
+    return None
 
 
 class _Batch:

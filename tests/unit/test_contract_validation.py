@@ -398,3 +398,14 @@ def test_several_request_media_types_are_not_warned_about_on_every_request(caplo
             response = client.post("/echo", content=b'{"a": 1}', headers={"Content-Type": media_type})
             assert response.status_code == 200, response.text
     assert [r.getMessage() for r in caplog.records if "content types" in r.getMessage()] == []
+
+
+def test_a_contract_app_takes_integer_status_keys_and_a_name(echo_client):
+    """As Connexion's own add_api: YAML's unquoted 200: is the key "200", and name= is accepted."""
+    post = ECHO_DOCUMENT["paths"]["/echo"]["post"]
+    document = {**ECHO_DOCUMENT, "paths": {"/echo": {"post": {**post, "responses": {200: post["responses"]["200"]}}}}}
+    app = ContractApp(__name__)
+    app.add_api(document, name="echo", validator_map=validators.VALIDATOR_MAP, validate_responses=True)
+    with TestClient(app) as client:
+        response = client.post("/echo", json={"kind": "echo", "say": "break"})
+    assert response.status_code == 500  # the response is checked against the 200 response's schema

@@ -147,3 +147,23 @@ def test_migrate_says_when_the_database_cannot_be_reached(tmp_path, capsys):
         f"its directory {missing} does not exist\n"
     )
     assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda tmp: tmp / "missing" / "x.db", "its directory {tmp}/missing does not exist"),
+        (lambda tmp: (tmp / "plain").touch() or tmp / "plain" / "x.db", "{tmp}/plain is not a directory"),
+    ],
+)
+def test_a_sqlite_file_that_cannot_be_created_says_why(tmp_path, capsys, monkeypatch, make, problem):
+    from agentos_sessions import cli
+
+    monkeypatch.chdir(tmp_path)
+    file = make(tmp_path)
+    relative = file.relative_to(tmp_path)  # said as an absolute path
+    assert cli.main(["migrate", "--database-url", f"sqlite:///{relative}"]) == 1
+    assert capsys.readouterr().err == (
+        f"agentos-sessions: cannot reach the database: cannot create the SQLite file {file}: "
+        f"{problem.format(tmp=tmp_path)}\n"
+    )

@@ -146,7 +146,7 @@ def test_serve_refuses_zero_workers_with_its_own_usage(served, capsys):
     assert served == {}
 
 
-@pytest.mark.parametrize("port", ["99999", "65536", "-1", "http"])
+@pytest.mark.parametrize("port", ["99999", "65536", "-1", "http", "٨٠"])
 def test_serve_refuses_a_port_out_of_range_with_its_own_usage(served, capsys, port):
     from agentos_sessions import cli
 
