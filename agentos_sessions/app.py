@@ -117,7 +117,7 @@ def _lifespan(settings: Settings, authenticator, metrics: Metrics):
         databases = open_databases(settings)
         try:
             await migrate(databases.values())
-            yield {"databases": databases, "started_at": time.time(), "metrics": metrics}
+            yield {"databases": databases, "started_at": time.time(), "metrics": metrics, "os_id": settings.os_id}
         finally:
             for database in databases.values():
                 await database.close()

@@ -56,14 +56,20 @@ class Caller:
         return ADMIN_SCOPE in self.scopes
 
     def may(self, scope: str) -> bool:
-        """``sessions:read`` is granted by itself, by AgentOS's ``sessions:*:read`` or by the admin scope."""
+        """``sessions:read`` is granted by itself, by AgentOS's ``sessions:*:read`` or by the admin
+        scope; ``config:read`` also by its legacy alias ``system:read``, as AgentOS grants it."""
         resource, _, action = scope.partition(":")
-        return self.admin or scope in self.scopes or f"{resource}:*:{action}" in self.scopes
+        names = (resource, *_LEGACY_NAMES.get(resource, ()))
+        granted = {f"{name}:{action}" for name in names} | {f"{name}:*:{action}" for name in names}
+        return self.admin or not granted.isdisjoint(self.scopes)
 
     def acting_for(self, user_id: str | None) -> str | None:
         """The user a request acts for: the caller when isolated, whatever was asked otherwise."""
         return self.user_id if self.isolated else user_id
 
+
+# Resources AgentOS renamed, and the names its tokens may still carry (agno/os/scopes.py).
+_LEGACY_NAMES = {"config": ("system",)}
 
 # Open mode and the security key's holder: every scope, no user of its own (as in AgentOS).
 TRUSTED = Caller(user_id=None, scopes=frozenset({ADMIN_SCOPE}))

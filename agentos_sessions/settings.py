@@ -117,10 +117,19 @@ class Settings:
     # under the same name.
     prepared_statements: bool = False
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    # The id GET /config gives this OS; None: derived from the databases' ids, so that every
+    # worker, and the same configuration after a restart, gives the same one.
+    os_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.databases:
             raise SettingsError("At least one database must be configured")
+        if self.os_id is None:
+            object.__setattr__(
+                self,
+                "os_id",
+                str(uuid.uuid5(uuid.NAMESPACE_DNS, "agentos-sessions:" + ",".join(sorted(self.databases)))),
+            )
         if self.max_body_bytes < 1:
             raise SettingsError("The request body limit must be at least 1 byte")
         if not self.database_timeout > 0:
@@ -138,6 +147,7 @@ class Settings:
             "database_timeout": _seconds(env, "AGENTOS_SESSIONS_DATABASE_TIMEOUT", default=10.0),
             "prepared_statements": _flag(env, "AGENTOS_SESSIONS_PREPARED_STATEMENTS", default=False),
             "security": SecuritySettings.from_env(env),
+            "os_id": env.get("AGENTOS_SESSIONS_OS_ID") or None,
         }
         raw = env.get("AGENTOS_SESSIONS_DATABASES")
         if raw:

@@ -12,7 +12,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-ALL_SCOPES = ["sessions:read", "sessions:write", "sessions:delete"]
+ALL_SCOPES = ["sessions:read", "sessions:write", "sessions:delete", "config:read"]
 
 
 @cache

@@ -40,6 +40,7 @@ from agno.os.schema import (
     WorkflowRunSchema,
     WorkflowSessionDetailSchema,
 )
+from agno.remote.base import RemoteDb
 from agno.utils.http import aclose_default_clients
 from sqlalchemy import delete, select
 
@@ -758,3 +759,72 @@ def test_agent_continues_a_session_created_through_the_api(shared_database, api,
         {"channel": "web"},
     )
     assert (row["session_data"]["session_name"], row["session_data"]["session_state"]) == ("Trip", {"city": "Lyon"})
+
+
+# --- GET /config, and AgentOS itself on a RemoteDb built from it --------------------------------
+
+
+def test_the_client_reads_our_config_and_builds_a_remote_db_from_it(agentos):
+    config = agentos.get_config()
+    assert (config.databases, config.agents, config.teams, config.workflows) == ([DB_ID], [], [], [])
+    assert [(db.db_id, db.tables) for db in config.session.dbs] == [(DB_ID, ["agno_sessions"])]
+    assert (config.memory, config.metrics, config.knowledge, config.evals, config.traces) == (None,) * 5
+    remote = RemoteDb.from_config(DB_ID, agentos, config)
+    assert (remote.id, remote.session_table_name) == (DB_ID, "agno_sessions")
+
+
+def test_agentos_on_a_remote_db_serves_every_sessions_route_through_ours(agentos, seeded, direct, api):
+    """An AgentOS 3.1.10 app whose db is a RemoteDb made from our /config: each of its sessions
+    routes goes through our server, and what it answers is what we hold."""
+    from agno.os import AgentOS
+    from starlette.testclient import TestClient
+
+    remote = RemoteDb.from_config(DB_ID, agentos, agentos.get_config())
+    app = AgentOS(db=remote, telemetry=False).get_app()
+    on = {"db_id": DB_ID}
+    with TestClient(app) as os_client, httpx.Client(base_url=api) as ours:
+        listed = os_client.get(
+            "/sessions", params={**on, "type": "agent", "sort_by": "session_id", "sort_order": "asc"}
+        )
+        assert listed.status_code == 200, listed.text
+        assert [s["session_id"] for s in listed.json()["data"]] == ["sess-agent-1", "sess-agent-2"]
+
+        got = os_client.get("/sessions/sess-agent-1", params={**on, "type": "agent"})
+        assert got.status_code == 200, got.text
+        mine = ours.get("/sessions/sess-agent-1", params={"type": "agent"}).json()
+        for key in ("session_id", "session_name", "session_state", "metadata", "user_id", "agent_id"):
+            assert got.json()[key] == mine[key], key
+
+        runs = os_client.get("/sessions/sess-agent-1/runs", params={**on, "type": "agent"})
+        assert runs.status_code == 200, runs.text
+        assert [run["run_id"] for run in runs.json()] == ["run-a1-0", "run-a1-1"]
+
+        created = os_client.post(
+            "/sessions", params={**on, "type": "agent"}, json={"session_id": "via-os", "session_name": "Via AgentOS"}
+        )
+        assert created.status_code == 201, created.text
+        renamed = os_client.post(
+            "/sessions/via-os/rename", params={**on, "type": "agent"}, json={"session_name": "Renamed"}
+        )
+        assert renamed.status_code == 200, renamed.text
+        updated = os_client.patch(
+            "/sessions/via-os", params={**on, "type": "agent"}, json={"session_state": {"step": 2}}
+        )
+        assert updated.status_code == 200, updated.text
+        row = session_row(direct, "via-os")
+        assert row["session_data"]["session_name"] == "Renamed"
+        assert row["session_data"]["session_state"] == {"step": 2}
+
+        one_run = os_client.get("/sessions/sess-agent-1/runs/run-a1-1", params={**on, "type": "agent"})
+        assert (one_run.status_code, one_run.json()["run_id"]) == (200, "run-a1-1"), one_run.text
+        previews = os_client.get("/sessions/sess-agent-1/run-previews", params={**on, "type": "agent"})
+        assert previews.status_code == 200, previews.text
+        assert previews.json() == ours.get("/sessions/sess-agent-1/run-previews", params={"type": "agent"}).json()
+
+        deleted = os_client.delete("/sessions/via-os", params=on)
+        assert deleted.status_code == 204, deleted.text
+        assert "via-os" not in session_ids(direct)
+        body = {"session_ids": ["sess-team-1", "sess-wf-1"], "session_types": ["team", "workflow"]}
+        deleted_many = os_client.request("DELETE", "/sessions", params=on, json=body)
+        assert deleted_many.status_code == 204, deleted_many.text
+        assert session_ids(direct) == ["sess-agent-1", "sess-agent-2", "sess-team-2", "sess-wf-2"]
