@@ -4,14 +4,15 @@ Each revision writes its DDL out in full (columns, types, keys, index names and 
 so that what it creates never changes once it is released. Only the names of the two tables
 and their schema come from the migration context (``persistence.schema`` puts them there), and
 a revision creates only what is missing: tables agno made are adopted as they are. The helpers
-here only read the catalog.
+here read the catalog, and create the indexes a revision names where they are missing (the
+names and columns stay written out in the revision).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from alembic import context
+from alembic import context, op
 from sqlalchemy import Connection, inspect, text
 
 
@@ -44,3 +45,11 @@ def index_names(db: Connection, table: str, schema: str | None = None) -> set[st
     if table not in table_names(db, schema):
         return set()
     return {index["name"] for index in inspect(db).get_indexes(table, schema=schema)}
+
+
+def create_missing_indexes(table: str, schema: str | None, indexes: list[tuple[str, list[str]]]) -> None:
+    """``op.create_index`` for each (name, columns) of ``table`` that it does not have yet."""
+    present = index_names(op.get_bind(), table, schema)
+    for name, columns in indexes:
+        if name not in present:
+            op.create_index(name, table, columns, schema=schema)

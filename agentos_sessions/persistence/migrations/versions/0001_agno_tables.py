@@ -58,7 +58,7 @@ def upgrade() -> None:
             schema=schema,
         )
         created.append(sessions)
-    _create_missing_indexes(
+    catalog.create_missing_indexes(
         sessions,
         schema,
         [
@@ -91,7 +91,7 @@ def upgrade() -> None:
             schema=schema,
         )
         created.append(runs)
-    _create_missing_indexes(
+    catalog.create_missing_indexes(
         runs,
         schema,
         [
@@ -110,13 +110,6 @@ def upgrade() -> None:
         _record_versions(created, schema, tables)
 
 
-def _create_missing_indexes(table: str, schema: str | None, indexes: list[tuple[str, list[str]]]) -> None:
-    present = catalog.index_names(op.get_bind(), table, schema)
-    for name, columns in indexes:
-        if name not in present:
-            op.create_index(name, table, columns, schema=schema)
-
-
 def _record_versions(created: list[str], schema: str | None, tables: set[str]) -> None:
     """Rows in agno_schema_versions for the tables created, as agno writes them."""
     if VERSIONS not in tables:
@@ -129,7 +122,7 @@ def _record_versions(created: list[str], schema: str | None, tables: set[str]) -
             sa.PrimaryKeyConstraint("table_name"),
             schema=schema,
         )
-    _create_missing_indexes(VERSIONS, schema, [(f"idx_{VERSIONS}_created_at", ["created_at"])])
+    catalog.create_missing_indexes(VERSIONS, schema, [(f"idx_{VERSIONS}_created_at", ["created_at"])])
     versions = sa.table(
         VERSIONS,
         sa.column("table_name", sa.String()),

@@ -12,8 +12,6 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
-from alembic import op
-
 from agentos_sessions.persistence.migrations import catalog
 
 revision = "0002"
@@ -24,24 +22,22 @@ depends_on = None
 
 def upgrade() -> None:
     sessions, runs, schema = catalog.names()
-    db = op.get_bind()
-    present = catalog.index_names(db, sessions, schema) | catalog.index_names(db, runs, schema)
-    indexes = [
-        (f"idx_{sessions}_created_at_session_id", sessions, ["created_at", "session_id"]),
-        (
-            f"idx_{sessions}_user_id_session_type_created_at_session_id",
-            sessions,
-            ["user_id", "session_type", "created_at", "session_id"],
-        ),
-        (
-            f"idx_{runs}_session_id_run_index_created_at_run_id",
-            runs,
-            ["session_id", "run_index", "created_at", "run_id"],
-        ),
-    ]
-    for name, table, columns in indexes:
-        if name not in present:
-            op.create_index(name, table, columns, schema=schema)
+    catalog.create_missing_indexes(
+        sessions,
+        schema,
+        [
+            (f"idx_{sessions}_created_at_session_id", ["created_at", "session_id"]),
+            (
+                f"idx_{sessions}_user_id_session_type_created_at_session_id",
+                ["user_id", "session_type", "created_at", "session_id"],
+            ),
+        ],
+    )
+    catalog.create_missing_indexes(
+        runs,
+        schema,
+        [(f"idx_{runs}_session_id_run_index_created_at_run_id", ["session_id", "run_index", "created_at", "run_id"])],
+    )
 
 
 def downgrade() -> None:

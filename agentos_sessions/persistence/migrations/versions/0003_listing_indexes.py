@@ -24,19 +24,19 @@ depends_on = None
 
 def upgrade() -> None:
     sessions, _, schema = catalog.names()
+    catalog.create_missing_indexes(
+        sessions,
+        schema,
+        [
+            (f"idx_{sessions}_agent_id_created_at_session_id", ["agent_id", "created_at", "session_id"]),
+            (f"idx_{sessions}_team_id_created_at_session_id", ["team_id", "created_at", "session_id"]),
+            (f"idx_{sessions}_workflow_id_created_at_session_id", ["workflow_id", "created_at", "session_id"]),
+            (f"idx_{sessions}_updated_at_session_id", ["updated_at", "session_id"]),
+        ],
+    )
     db = op.get_bind()
-    present = catalog.index_names(db, sessions, schema)
-    indexes = [
-        (f"idx_{sessions}_agent_id_created_at_session_id", ["agent_id", "created_at", "session_id"]),
-        (f"idx_{sessions}_team_id_created_at_session_id", ["team_id", "created_at", "session_id"]),
-        (f"idx_{sessions}_workflow_id_created_at_session_id", ["workflow_id", "created_at", "session_id"]),
-        (f"idx_{sessions}_updated_at_session_id", ["updated_at", "session_id"]),
-    ]
-    for name, columns in indexes:
-        if name not in present:
-            op.create_index(name, sessions, columns, schema=schema)
     metadata_gin = f"idx_{sessions}_metadata_gin"
-    if db.dialect.name == "postgresql" and metadata_gin not in present:
+    if db.dialect.name == "postgresql" and metadata_gin not in catalog.index_names(db, sessions, schema):
         op.create_index(
             metadata_gin,
             sessions,
