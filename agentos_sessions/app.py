@@ -33,6 +33,7 @@ from agentos_sessions.middleware.serve_contract import ServeContract
 from agentos_sessions.middleware.swagger_ui import SwaggerUIOnItsPaths
 from agentos_sessions.observability import Metrics
 from agentos_sessions.persistence.database import DatabaseUnavailable, migrate, open_databases
+from agentos_sessions.persistence.media import open_media_storages
 from agentos_sessions.settings import Settings
 
 logger = logging.getLogger("agentos_sessions")
@@ -114,10 +115,17 @@ def _lifespan(settings: Settings, authenticator, metrics: Metrics):
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         logger.info("Authentication: %s", authenticator.description)
+        media_storages = open_media_storages(settings)
         databases = open_databases(settings)
         try:
             await migrate(databases.values())
-            yield {"databases": databases, "started_at": time.time(), "metrics": metrics, "os_id": settings.os_id}
+            yield {
+                "databases": databases,
+                "media_storages": media_storages,
+                "started_at": time.time(),
+                "metrics": metrics,
+                "os_id": settings.os_id,
+            }
         finally:
             for database in databases.values():
                 await database.close()

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
@@ -31,8 +32,9 @@ from agentos_sessions.persistence.database import (
     migrate,
     open_databases,
 )
+from agentos_sessions.persistence.media import MediaUnavailable, check_library, open_media_storages
 from agentos_sessions.persistence.schema import SchemaMismatch
-from agentos_sessions.settings import Settings, SettingsError
+from agentos_sessions.settings import MediaStorageSettings, Settings, SettingsError
 
 logger = logging.getLogger("agentos_sessions")
 
@@ -48,21 +50,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return _check(args.spec, args.database_url)
     try:
-        settings = settings_from(os.environ, args.database_url)
-        # Unusable key material or a missing database driver stops us before we listen.
+        settings = settings_from(os.environ, args.database_url, getattr(args, "media_storage", None))
+        # Unusable key material or a missing database driver or storage library stops us before we listen.
         security.authenticator(settings.security)
-        for database in settings.databases.values():
+        for db_id, database in settings.databases.items():
             check_driver(database)
+            if args.command == "serve" and (media := settings.media_storage_of(db_id)):
+                check_library(media)
         # A port we cannot listen on, before the databases are touched.
         if args.command == "serve" and (problem := server.listen_problem(args.host, args.port)):
             print(f"agentos-sessions: {problem}", file=sys.stderr)
             return 1
+        # A media storage that cannot be read too.
+        if args.command == "serve":
+            _probe_media_storages(settings)
         # Tables this version cannot use stop us too; otherwise they are brought up to date once,
         # here, before any worker process starts.
         migrated = asyncio.run(_migrate_all(settings))
     except (SettingsError, SchemaMismatch) as error:
         print(f"agentos-sessions: {error}", file=sys.stderr)
         return 2
+    except MediaUnavailable as error:
+        print(f"agentos-sessions: cannot use the media storage: {error}", file=sys.stderr)
+        return 1
     except DatabaseBusy as error:
         print(
             f"agentos-sessions: the database is locked: another process has held its write lock for more "
@@ -91,15 +101,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
 
-def settings_from(environ: Mapping[str, str], database_url: str | None) -> Settings:
+def settings_from(environ: Mapping[str, str], database_url: str | None, media_storage: str | None = None) -> Settings:
     """The settings of the environment, with ``--database-url`` (when given) as the one database:
-    the flag wins over the environment's database(s); the other variables still apply."""
+    the flag wins over the environment's database(s); the other variables still apply.
+    ``--media-storage`` (when given) is the media storage of every database."""
     if database_url:
         environ = {
             **{name: value for name, value in environ.items() if name != "AGENTOS_SESSIONS_DATABASES"},
             "AGENTOS_SESSIONS_DATABASE_URL": database_url,
         }
-    return Settings.from_env(environ)
+    settings = Settings.from_env(environ)
+    if media_storage is not None:
+        media = MediaStorageSettings.from_url(media_storage, source="--media-storage")
+        databases = {db_id: replace(database, media_storage=None) for db_id, database in settings.databases.items()}
+        settings = replace(settings, databases=databases, media_storage=media)
+    return settings
+
+
+def _probe_media_storages(settings: Settings) -> None:
+    """Read each configured media storage once (raises MediaUnavailable with the reason)."""
+    probed = set()
+    for storage in open_media_storages(settings).values():
+        if storage is not None and storage.settings not in probed:
+            storage.probe()
+            probed.add(storage.settings)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_workers,
         default=1,
         help="server processes sharing the port (default 1); on SQLite they share one writer at a time",
+    )
+    serve.add_argument(
+        "--media-storage",
+        metavar="URL",
+        help="where agno offloaded the runs' media, for every database: file:///dir, s3://bucket?region=... "
+        "or gs://bucket (default: $AGENTOS_SESSIONS_MEDIA_STORAGE; none: media requests are a 503)",
     )
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
     migrate_command = commands.add_parser(

@@ -51,3 +51,24 @@ class PayloadTooLarge(ApiError):
     @staticmethod
     def message(limit: int) -> str:
         return f"Request body too large: the limit is {limit} bytes"
+
+
+class RangeNotSatisfiable(ApiError):
+    """A byte range that starts past the end of an object of ``size`` bytes (RFC 9110, 15.5.17)."""
+
+    status = 416
+
+    def __init__(self, size: int):
+        super().__init__(f"Range not satisfiable: the object has {size} bytes")
+        self.headers = {"Content-Range": f"bytes */{size}"}
+
+
+class ServiceUnavailable(ApiError):
+    """A part the request needs is not there, or not reachable now."""
+
+    status = 503
+
+    def __init__(self, detail: str, *, retry_after: int | None = None):
+        super().__init__(detail)
+        if retry_after is not None:
+            self.headers = {"Retry-After": str(retry_after)}

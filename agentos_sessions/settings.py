@@ -9,6 +9,8 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///agno.db"
 DEFAULT_SESSION_TABLE = "agno_sessions"
@@ -27,6 +29,115 @@ def agno_db_id(url: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_DNS, url))
 
 
+# agno's media storage defaults (agno.media.storage): the key prefix and a signed URL's lifetime.
+DEFAULT_MEDIA_PREFIX = "agno/media/"
+DEFAULT_URL_EXPIRY = 3600
+# SigV4 and GCS V4 sign for at most seven days.
+MAX_URL_EXPIRY = 7 * 24 * 3600
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]")
+_MEDIA_OPTIONS = {
+    "local": set(),
+    "s3": {"prefix", "region", "endpoint_url", "acl", "presigned_url_expiry"},
+    "gcs": {"prefix", "project", "credentials_path", "public", "presigned_url_expiry"},
+}
+
+
+@dataclass(frozen=True)
+class MediaStorageSettings:
+    """Where agno's media storage keeps offloaded run media: the backend agno's agents were
+    given (``LocalMediaStorage``, ``S3MediaStorage``, ``GCSMediaStorage``), with the same values.
+
+    Written as one URL (docs/configuration.md): ``file:///srv/media`` (or a plain path),
+    ``s3://bucket?region=eu-west-1&endpoint_url=http://minio:9000``, ``gs://bucket?project=p``;
+    the query's names are agno's constructor arguments.
+    """
+
+    backend: str
+    # The local directory, or the bucket.
+    location: str
+    # S3 and GCS: the prefix agno writes keys under; only keys under it are served or deleted.
+    prefix: str = DEFAULT_MEDIA_PREFIX
+    region: str | None = None
+    endpoint_url: str | None = None
+    # S3: "public-read" makes redirect=true give the object's public URL instead of a signed one.
+    acl: str | None = None
+    # GCS: the project, a service-account JSON file (needed to sign URLs), public URLs.
+    project: str | None = None
+    credentials_path: str | None = None
+    public: bool = False
+    presigned_url_expiry: int = DEFAULT_URL_EXPIRY
+
+    @property
+    def bucket(self) -> str:
+        """What agno records as a reference's ``bucket``: the bucket, or the local directory's
+        absolute path (``LocalMediaStorage`` resolves it)."""
+        return str(Path(self.location).resolve()) if self.backend == "local" else self.location
+
+    @classmethod
+    def from_url(cls, value: str, *, source: str) -> MediaStorageSettings:
+        """Parse a media storage URL; ``source`` names the variable or flag in messages."""
+        value = value.strip()
+        if not value:
+            raise SettingsError(f"{source}: empty; unset it for no media storage")
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme in ("", "file"):
+            path = value
+            if not scheme and ("?" in value or "#" in value):
+                raise SettingsError(f"{source}: a local directory takes no options: {value!r}")
+            if scheme:
+                parts = urlsplit(value)
+                if parts.netloc not in ("", "localhost") or parts.query or parts.fragment or not parts.path:
+                    raise SettingsError(
+                        f"{source}: a file URL names a directory of this machine, as file:///srv/media: {value!r}"
+                    )
+                path = unquote(parts.path)
+            # agno's LocalMediaStorage writes its keys bare, under no prefix.
+            return cls(backend="local", location=path, prefix="")
+        backends = {"s3": "s3", "gs": "gcs", "gcs": "gcs"}
+        if scheme not in backends:
+            raise SettingsError(
+                f"{source}: {scheme}:// is not a media storage; use file:///path, s3://bucket or gs://bucket"
+            )
+        backend = backends[scheme]
+        parts = urlsplit(value)
+        if parts.path not in ("", "/") or parts.fragment or "@" in parts.netloc:
+            raise SettingsError(
+                f"{source}: give the bucket alone and the rest as query options "
+                f"(prefix=..., as agno's arguments): {value!r}"
+            )
+        if not _BUCKET.fullmatch(parts.netloc):
+            raise SettingsError(f"{source}: {parts.netloc!r} is not a bucket name")
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        options = dict(pairs)
+        if len(options) < len(pairs):
+            repeated = sorted({name for name, _ in pairs if [n for n, _ in pairs].count(name) > 1})
+            raise SettingsError(f"{source}: options given more than once: {repeated}")
+        unknown = set(options) - _MEDIA_OPTIONS[backend]
+        if unknown:
+            raise SettingsError(
+                f"{source}: unknown options {sorted(unknown)} for {scheme}://; "
+                f"known: {', '.join(sorted(_MEDIA_OPTIONS[backend]))}"
+            )
+        settings = {name: value for name, value in options.items() if name not in ("public", "presigned_url_expiry")}
+        for name in ("region", "endpoint_url", "acl", "project", "credentials_path"):
+            if settings.get(name) == "":
+                del settings[name]
+        if "public" in options:
+            settings["public"] = _flag(options, "public", default=False, source=source)
+        if "presigned_url_expiry" in options:
+            expiry = options["presigned_url_expiry"]
+            if not expiry.isdigit() or not 1 <= int(expiry) <= MAX_URL_EXPIRY:
+                raise SettingsError(
+                    f"{source}: presigned_url_expiry must be 1 to {MAX_URL_EXPIRY} seconds, not {expiry!r}"
+                )
+            settings["presigned_url_expiry"] = int(expiry)
+        endpoint = settings.get("endpoint_url")
+        if endpoint is not None and not re.fullmatch(r"https?://[^/?#\s]+/?", endpoint):
+            raise SettingsError(f"{source}: endpoint_url must be http(s)://host[:port], not {endpoint!r}")
+        return cls(backend=backend, location=parts.netloc, **settings)
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     """One configured database: where it is and which tables hold sessions and runs."""
@@ -36,6 +147,8 @@ class DatabaseSettings:
     runs_table: str | None = None
     # PostgreSQL: the schema holding the tables (agno's db_schema, "ai" unless given).
     db_schema: str | None = None
+    # This database's media storage, instead of Settings.media_storage.
+    media_storage: MediaStorageSettings | None = None
 
     def __post_init__(self) -> None:
         if self.runs_table is None:
@@ -120,6 +233,12 @@ class Settings:
     # The id GET /config gives this OS; None: derived from the databases' ids, so that every
     # worker, and the same configuration after a restart, gives the same one.
     os_id: str | None = None
+    # Where the runs' offloaded media are, for the databases that name none of their own.
+    media_storage: MediaStorageSettings | None = None
+
+    def media_storage_of(self, db_id: str) -> MediaStorageSettings | None:
+        """The media storage of a database: its own, else the one for all, else None."""
+        return self.databases[db_id].media_storage or self.media_storage
 
     def __post_init__(self) -> None:
         if not self.databases:
@@ -148,6 +267,7 @@ class Settings:
             "prepared_statements": _flag(env, "AGENTOS_SESSIONS_PREPARED_STATEMENTS", default=False),
             "security": SecuritySettings.from_env(env),
             "os_id": env.get("AGENTOS_SESSIONS_OS_ID") or None,
+            "media_storage": _media_storage(env, "AGENTOS_SESSIONS_MEDIA_STORAGE"),
         }
         raw = env.get("AGENTOS_SESSIONS_DATABASES")
         if raw:
@@ -163,7 +283,7 @@ class Settings:
         return cls(databases={db_id: database}, **common)
 
 
-def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+def _flag(env: Mapping[str, str], name: str, *, default: bool, source: str | None = None) -> bool:
     value = env.get(name)
     if value is None or value == "":
         return default
@@ -171,7 +291,12 @@ def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
         return True
     if value.lower() in ("0", "false", "no", "off"):
         return False
-    raise SettingsError(f"{name} must be true or false, not {value!r}")
+    raise SettingsError(f"{source + ': ' if source else ''}{name} must be true or false, not {value!r}")
+
+
+def _media_storage(env: Mapping[str, str], name: str) -> MediaStorageSettings | None:
+    value = env.get(name)
+    return MediaStorageSettings.from_url(value, source=name) if value else None
 
 
 def _positive_int(env: Mapping[str, str], name: str, *, default: int) -> int:
@@ -235,9 +360,14 @@ def _parse_databases(raw: str) -> dict[str, DatabaseSettings]:
         if isinstance(value, str):
             databases[db_id] = DatabaseSettings(value)
         elif isinstance(value, dict) and isinstance(value.get("url"), str):
-            unknown = set(value) - {"url", "session_table", "runs_table", "db_schema"}
+            unknown = set(value) - {"url", "session_table", "runs_table", "db_schema", "media_storage"}
             if unknown:
                 raise SettingsError(f"Database {db_id!r}: unknown keys {sorted(unknown)}")
+            media = value.get("media_storage")
+            if media is not None and not isinstance(media, str):
+                raise SettingsError(f"Database {db_id!r}: media_storage must be a URL string")
+            if media is not None:
+                value = {**value, "media_storage": MediaStorageSettings.from_url(media, source=f"Database {db_id!r}")}
             databases[db_id] = DatabaseSettings(**value)
         else:
             raise SettingsError(f"Database {db_id!r} must be a URL or an object with a 'url'")

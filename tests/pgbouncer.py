@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import make_url
 
-from tests.servers import free_port
+from tests.servers import free_port, wait_until_listening
 
 POOL_MODES = ("transaction", "session")
 
@@ -55,15 +53,7 @@ def pgbouncer(server_url: str, pool_mode: str) -> Iterator[str]:
             [executable, *as_user, str(directory / "pgbouncer.ini")], stdout=output, stderr=subprocess.STDOUT
         )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, f"PgBouncer did not start\n{log.read_text()}"
-                time.sleep(0.05)
+        wait_until_listening(process, port, log, seconds=10)
         yield target.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
     finally:
         process.terminate()

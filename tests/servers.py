@@ -24,6 +24,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_listening(process: subprocess.Popen, port: int, log: Path, *, seconds: float = 30) -> None:
+    """Return once ``process`` accepts connections on the loopback ``port``; fail, showing its
+    ``log``, if it ends or ``seconds`` pass first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None, log.read_text()
+            late = f"{process.args[0]} did not listen within {seconds:g} s"
+            assert time.monotonic() < deadline, f"{late}\n{log.read_text()}"
+            time.sleep(0.05)
+
+
 def command(name: str) -> str:
     """The path of one of the package's console scripts, as installed beside this Python."""
     executable = shutil.which(name, path=os.path.dirname(sys.executable))

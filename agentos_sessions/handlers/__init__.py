@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agentos_sessions.handlers import core, health, sessions
+from agentos_sessions.handlers import core, health, media, sessions
 
-MODULES = (core, health, sessions)
+MODULES = (core, health, media, sessions)
 
 
 def _operations() -> dict[str, Callable]:

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import time
 import uuid
 from datetime import datetime
 
+import anyio.to_thread
 import orjson
 from connexion import request
 
-from agentos_sessions.errors import BadRequest, Conflict, NotFound, PreconditionFailed
+from agentos_sessions.errors import BadRequest, Conflict, NotFound, PreconditionFailed, ServiceUnavailable
 from agentos_sessions.handlers import views
 from agentos_sessions.persistence import store
 from agentos_sessions.persistence.database import Database
+from agentos_sessions.persistence.media import MediaStorage, references
 from agentos_sessions.security import current_caller
+from agentos_sessions.settings import MediaStorageSettings
+
+logger = logging.getLogger("agentos_sessions")
+
+# AgentOS's words, whose server this is not: clients may match them.
+NOT_CONFIGURED = "Media storage is not configured on AgentOS"
 
 __all__ = [
     "create_session",
@@ -359,29 +368,36 @@ def _stored_time(date_time: str) -> str:
 
 
 async def delete_session(*, session_id, user_id=None, db_id=None, table=None, delete_media=False):
-    """Delete a session and its runs; an absent session is not an error, another owner's is a 404."""
+    """Delete a session and its runs (and, if ``delete_media``, the media they offloaded); an
+    absent session is not an error, another owner's is a 404."""
     user_id = current_caller().acting_for(user_id)
     database = resolve_database(db_id, table)
+    storage = _media_storage_for(database) if delete_media else None
     if_match = request.headers.get("if-match")
-    if if_match is None:
-        outcome = await database.run(store.delete_owned_session, session_id, user_id=user_id, write=True)
-    else:
-        outcome = await database.run(_delete_if_match, session_id, if_match, user_id=user_id, write=True)
+    outcome, keys = await database.run(
+        _delete_session, session_id, if_match, user_id=user_id, media=storage and storage.settings, write=True
+    )
     if outcome is None:
         raise _changed_since(session_id)
     if not outcome:
         # AgentOS answers 204 and keeps the session: a delete that did nothing must not look done.
         raise NotFound(f"Session with id '{session_id}' not found")
+    await _delete_media(storage, keys)
     return None, 204
 
 
-def _delete_if_match(db, m, session_id, if_match, *, user_id):
+def _delete_session(db, m, session_id, if_match, *, user_id, media):
     """store.delete_owned_session's answer, or None (nothing deleted) if ``if_match`` does not
-    name the session's ETag."""
-    row, _runs, current = _locked(db, m, session_id, user_id=user_id, if_match=if_match)
-    if row is not None and not current:
-        return None
-    return store.delete_owned_session(db, m, session_id, user_id=user_id)
+    name the session's ETag; and the keys of the media it offloaded to ``media``, read before
+    its runs are deleted (none unless ``media``)."""
+    if if_match is not None:
+        row, _runs, current = _locked(db, m, session_id, user_id=user_id, if_match=if_match)
+        if row is not None and not current:
+            return None, []
+    keys = _media_keys(db, m, [session_id], media) if media else []
+    if not store.delete_owned_session(db, m, session_id, user_id=user_id):
+        return False, []
+    return True, keys
 
 
 def _locked(db, m, session_id, *, user_id, if_match):
@@ -395,10 +411,52 @@ def _locked(db, m, session_id, *, user_id, if_match):
 
 
 async def delete_sessions(*, body, user_id=None, db_id=None, table=None, delete_media=False):
-    """Delete several sessions and their runs."""
+    """Delete several sessions and their runs (and, if ``delete_media``, the media they offloaded)."""
     user_id = current_caller().acting_for(user_id)
     if len(body["session_ids"]) != len(body["session_types"]):
         raise BadRequest("Session IDs and session types must have the same length")
     database = resolve_database(db_id, table)
-    await database.run(store.delete_sessions, body["session_ids"], user_id=user_id, write=True)
+    storage = _media_storage_for(database) if delete_media else None
+    keys = await database.run(
+        _delete_sessions, body["session_ids"], user_id=user_id, media=storage and storage.settings, write=True
+    )
+    await _delete_media(storage, keys)
     return None, 204
+
+
+def _delete_sessions(db, m, session_ids, *, user_id, media):
+    """Delete the sessions (those of ``user_id``, if given); the keys of the media they offloaded
+    to ``media``, read before their runs are deleted."""
+    session_ids = store.existing_sessions(db, m, session_ids, user_id=user_id)
+    keys = _media_keys(db, m, session_ids, media) if media else []
+    store.delete_sessions_by_id(db, m, session_ids)
+    return keys
+
+
+def _media_storage_for(database: Database) -> MediaStorage:
+    storage = request.state.media_storages[database.id]
+    if storage is None:
+        raise ServiceUnavailable(NOT_CONFIGURED)
+    return storage
+
+
+def _media_keys(db, m, session_ids, media: MediaStorageSettings) -> list[str]:
+    """The keys of the objects these sessions' runs offloaded to ``media`` (not those a run
+    inherited from another session), each once."""
+    keys = []
+    for session_id, (session_type, runs) in store.runs_with_media(db, m, session_ids).items():
+        keys += references.session_media_keys(runs, session_id, media, workflow=session_type == "workflow")
+    return list(dict.fromkeys(keys))
+
+
+async def _delete_media(storage: MediaStorage | None, keys: list[str]) -> None:
+    """Delete the objects, once their sessions are: best effort, a failure is logged, not answered."""
+    if storage is None or not keys:
+        return
+    try:
+        gone = await anyio.to_thread.run_sync(storage.delete, keys)
+    except Exception:
+        logger.exception("Could not delete %d media objects", len(keys))
+        return
+    if gone < len(keys):
+        logger.warning("Deleted %d of %d media objects; the rest stay in the storage", gone, len(keys))

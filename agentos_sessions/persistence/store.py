@@ -12,6 +12,7 @@ The tables themselves are made by the migrations (``persistence.schema``).
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     bindparam,
     case,
+    cast,
     delete,
     func,
     or_,
@@ -108,6 +110,27 @@ class _Statements:
         self.existing_owned_sessions = existing.where(S.c.user_id == bindparam("user_id"))
         self.delete_runs_of_sessions = delete(R).where(R.c.session_id.in_(bindparam("session_ids", expanding=True)))
         self.delete_sessions = delete(S).where(S.c.session_id.in_(bindparam("session_ids", expanding=True)))
+        # Media references (persistence.media.references): only the runs that can hold the one
+        # sought are read. PostgreSQL tests each run's values with a JSON path; SQLite, which
+        # has no JSON function that reads the NaN agno may write, looks for the key's JSON text
+        # (agno writes JSON ASCII-escaped, so the text is json.dumps(value)).
+        any_value_is = text("'strict $.** ? (@ == $value)'::jsonpath")
+        value = func.jsonb_build_object("value", cast(bindparam("value"), String))
+        holds_value = {
+            "postgresql": func.jsonb_path_exists(R.c.run_data, any_value_is, value),
+            "sqlite": func.instr(type_coerce(R.c.run_data, String), bindparam("json_value", type_=String)) > 0,
+        }
+        holds_reference = {
+            "postgresql": func.jsonb_path_exists(R.c.run_data, text("'lax $.**.media_reference'::jsonpath")),
+            "sqlite": func.instr(type_coerce(R.c.run_data, String), '"media_reference"') > 0,
+        }
+        self.runs_holding_value = {dialect: self.get_runs.where(where) for dialect, where in holds_value.items()}
+        of_sessions = R.c.session_id.in_(bindparam("session_ids", expanding=True))
+        with_type = select(R.c.session_id, S.c.session_type, R.c.run_data).join(S, S.c.session_id == R.c.session_id)
+        self.runs_with_references = {
+            dialect: with_type.where(of_sessions, where).order_by(R.c.session_id, *run_order)
+            for dialect, where in holds_reference.items()
+        }
 
 
 def get_session(
@@ -159,6 +182,29 @@ def get_run(db: Connection, m: Models, session_id: str, run_id: str) -> dict[str
     """One stored run dict of a session, or None."""
     run = db.execute(_statements(m).get_run, {"session_id": session_id, "run_id": run_id}).scalar()
     return run if isinstance(run, dict) else None
+
+
+def runs_holding(db: Connection, m: Models, session_id: str, value: str) -> list[dict[str, Any]]:
+    """The runs of a session in which the string ``value`` appears (at least: the caller sifts
+    them), in agno's order, read without reading the others."""
+    q = _statements(m)
+    parameters = {"session_id": session_id, "value": value, "json_value": json.dumps(value)}
+    return [
+        run for run in db.execute(q.runs_holding_value[db.dialect.name], parameters).scalars() if isinstance(run, dict)
+    ]
+
+
+def runs_with_media(
+    db: Connection, m: Models, session_ids: Sequence[str]
+) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """The runs of these sessions that may hold media references (at least), with each
+    session's type, by session."""
+    runs: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    statement = _statements(m).runs_with_references[db.dialect.name]
+    for session_id, session_type, run in db.execute(statement, {"session_ids": list(session_ids)}):
+        if isinstance(run, dict):
+            runs.setdefault(session_id, (session_type, []))[1].append(run)
+    return runs
 
 
 def has_runs(db: Connection, m: Models, session_id: str) -> bool:
@@ -480,18 +526,29 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def delete_sessions(db: Connection, m: Models, session_ids: Sequence[str], *, user_id: str | None = None) -> int:
     """Delete sessions and their runs; ids that do not exist (or are not ``user_id``'s) are skipped."""
+    return delete_sessions_by_id(db, m, existing_sessions(db, m, session_ids, user_id=user_id))
+
+
+def existing_sessions(
+    db: Connection, m: Models, session_ids: Sequence[str], *, user_id: str | None = None
+) -> list[str]:
+    """Those of the ids that name a session (one of ``user_id``'s, if given)."""
     q = _statements(m)
     if user_id is None:
-        ids = db.execute(q.existing_sessions, {"session_ids": list(session_ids)}).scalars().all()
-    else:
-        owned = {"session_ids": list(session_ids), "user_id": user_id}
-        ids = db.execute(q.existing_owned_sessions, owned).scalars().all()
-    if not ids:
+        return list(db.execute(q.existing_sessions, {"session_ids": list(session_ids)}).scalars())
+    owned = {"session_ids": list(session_ids), "user_id": user_id}
+    return list(db.execute(q.existing_owned_sessions, owned).scalars())
+
+
+def delete_sessions_by_id(db: Connection, m: Models, session_ids: Sequence[str]) -> int:
+    """Delete these sessions and their runs."""
+    if not session_ids:
         return 0
+    q = _statements(m)
     # Explicit, so that tables created without the foreign key (older agno) lose their runs too.
-    db.execute(q.delete_runs_of_sessions, {"session_ids": ids})
-    db.execute(q.delete_sessions, {"session_ids": ids})
-    return len(ids)
+    db.execute(q.delete_runs_of_sessions, {"session_ids": list(session_ids)})
+    db.execute(q.delete_sessions, {"session_ids": list(session_ids)})
+    return len(session_ids)
 
 
 def delete_owned_session(db: Connection, m: Models, session_id: str, *, user_id: str | None = None) -> bool:

@@ -598,22 +598,19 @@ def test_delete_other_users_session_is_404_and_keeps_it(client, database):
     assert stored_session(database, "s") is None
 
 
-def test_delete_with_media_is_refused_by_the_contract(client, database):
-    create(client, {"session_id": "s"})
+def test_delete_with_media_without_media_storage_is_503_and_deletes_nothing(client, database):
+    """As AgentOS without a media storage: 503, and the session stays."""
+    for sid in ("s", "t"):
+        create(client, {"session_id": sid})
     response = client.delete("/sessions/s", params={"delete_media": "true"})
-    assert response.status_code == 422
-    assert response.json() == {
-        "detail": [
-            {
-                "type": "enum",
-                "loc": ["query", "delete_media"],
-                "msg": "Input should be False",
-                "input": "true",
-                "ctx": {"expected": "False"},
-            }
-        ]
-    }
-    assert stored_session(database, "s") is not None
+    assert (response.status_code, response.json()) == (503, {"detail": "Media storage is not configured on AgentOS"})
+    assert "retry-after" not in response.headers
+    bulk = {"session_ids": ["s", "t"], "session_types": ["agent", "agent"]}
+    response = client.request("DELETE", "/sessions", params={"delete_media": "true"}, json=bulk)
+    assert (response.status_code, response.json()) == (503, {"detail": "Media storage is not configured on AgentOS"})
+    assert stored_session(database, "s") is not None and stored_session(database, "t") is not None
+    assert client.delete("/sessions/s", params={"delete_media": "false"}).status_code == 204
+    assert stored_session(database, "s") is None
 
 
 def test_bulk_delete(client, database):

@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 from agentos_sessions.app import create_app
 from agentos_sessions.contract.spec import CONTRACT, load_document
-from agentos_sessions.settings import SecuritySettings, Settings
+from agentos_sessions.settings import MediaStorageSettings, SecuritySettings, Settings
 from tests.databases import fresh_database
 from tests.tokens import hs_secret, token
 
@@ -40,9 +40,13 @@ MODES = {
 
 @pytest.fixture(scope="module", params=MODES)
 def served_app(request, tmp_path_factory):
-    """One started app (tables created) on a fresh database, in each security mode."""
-    database = fresh_database(tmp_path_factory.mktemp("contract"))
-    app = create_app(Settings(databases={"main": database}, security=MODES[request.param]))
+    """One started app (tables created) on a fresh database with an empty media directory, in
+    each security mode."""
+    directory = tmp_path_factory.mktemp("contract")
+    (directory / "media").mkdir()
+    media = MediaStorageSettings(backend="local", location=str(directory / "media"), prefix="")
+    database = fresh_database(directory)
+    app = create_app(Settings(databases={"main": database}, security=MODES[request.param], media_storage=media))
     with TestClient(app):
         yield request.param, app
 

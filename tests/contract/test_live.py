@@ -39,15 +39,21 @@ def jwt_database(tmp_path) -> DatabaseSettings:
 @pytest.fixture
 def served(tmp_path, open_database):
     """An open server."""
-    with running_server(open_database, tmp_path / "open") as url:
+    (tmp_path / "open-media").mkdir()
+    with running_server(open_database, tmp_path / "open", "--media-storage", str(tmp_path / "open-media")) as url:
         yield url
 
 
 @pytest.fixture
 def served_with_jwt(tmp_path, jwt_database):
     """A server that requires JWTs (HS256) and isolates users."""
+    (tmp_path / "jwt-media").mkdir()
     with running_server(
-        jwt_database, tmp_path / "jwt", JWT_VERIFICATION_KEY=hs_secret(), AGENTOS_USER_ISOLATION="true"
+        jwt_database,
+        tmp_path / "jwt",
+        JWT_VERIFICATION_KEY=hs_secret(),
+        AGENTOS_USER_ISOLATION="true",
+        AGENTOS_SESSIONS_MEDIA_STORAGE=f"file://{tmp_path / 'jwt-media'}",
     ) as url:
         yield url
 
@@ -67,7 +73,7 @@ def _schemathesis(*arguments: str) -> subprocess.CompletedProcess:
 def _ran_everything(output: str) -> None:
     """Every operation, every phase (the stateful one too), and no failure in any."""
     assert "Configuration:    " + str(REPO / "schemathesis.toml") in output
-    assert "Tested: 13" in output
+    assert "Tested: 14" in output
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert re.search(rf"✅ +{phase} \(in ", output), phase
     assert re.search(r"Test cases:\n  (\d+) generated, \1 passed", output), output[-2000:]

@@ -11,6 +11,8 @@ response bodies can be written out literally.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import socket
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
@@ -334,3 +336,42 @@ def h():
         seed_agno=seed_agno,
         serve=serve,
     )
+
+
+@pytest.fixture
+def loopback_only(monkeypatch) -> list:
+    """No network for this process beyond loopback: other connections and name look-ups fail,
+    and are listed for the test to check. Proxies are cleared, so loopback stays direct."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    attempts: list = []
+
+    def is_loopback(host) -> bool:
+        if host in ("localhost", "localhost."):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    def guarded(original):
+        def connect(sock, address, *args):
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address[0]):
+                attempts.append(("connect", address[0]))
+                raise ConnectionRefusedError(f"no network in this test: {address[0]}")
+            return original(sock, address, *args)
+
+        return connect
+
+    getaddrinfo = socket.getaddrinfo
+
+    def guarded_getaddrinfo(host, *args, **kwargs):
+        if host is not None and not is_loopback(host if isinstance(host, str) else host.decode()):
+            attempts.append(("getaddrinfo", host))
+            raise socket.gaierror(socket.EAI_NONAME, f"no network in this test: {host}")
+        return getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded(socket.socket.connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(socket.socket.connect_ex))
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+    return attempts

@@ -18,8 +18,6 @@ on loopback; the agent's prompt holds that state, and its runs are served by our
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -571,45 +569,6 @@ def test_delete_session_of_another_user_deletes_nothing_and_says_so(seeded, agen
 
 
 # --- end to end: an agno Agent continues a session created through our API ------------------
-
-
-@pytest.fixture
-def loopback_only(monkeypatch) -> list:
-    """No network for this process beyond loopback: other connections and name look-ups fail,
-    and are listed for the test to check. Proxies are cleared, so loopback stays direct."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    attempts: list = []
-
-    def is_loopback(host) -> bool:
-        if host in ("localhost", "localhost."):
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
-
-    def guarded(original):
-        def connect(sock, address, *args):
-            if sock.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address[0]):
-                attempts.append(("connect", address[0]))
-                raise ConnectionRefusedError(f"no network in this test: {address[0]}")
-            return original(sock, address, *args)
-
-        return connect
-
-    getaddrinfo = socket.getaddrinfo
-
-    def guarded_getaddrinfo(host, *args, **kwargs):
-        if host is not None and not is_loopback(host if isinstance(host, str) else host.decode()):
-            attempts.append(("getaddrinfo", host))
-            raise socket.gaierror(socket.EAI_NONAME, f"no network in this test: {host}")
-        return getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded(socket.socket.connect))
-    monkeypatch.setattr(socket.socket, "connect_ex", guarded(socket.socket.connect_ex))
-    monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
-    return attempts
 
 
 REPLIES = {
