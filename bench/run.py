@@ -3,9 +3,15 @@
 `tox -e bench` runs it. Each server serves its own copy of the same data (see seed.py) with
 the same number of uvicorn workers; wrk (Debian's `wrk`) drives one operation at a time against
 one server, and the servers alternate operation by operation, round by round, so that all see
-the same machine. Per operation it reports requests/s, p50, p99, errors and server RSS as medians
-over the rounds, and the ratio to AgentOS; with several workers, how wrk's connections spread
-over them (round 1). Results go to bench/results/ as JSON and a PNG chart.
+the same machine. Per operation it reports requests/s, p50, p99, errors and server RSS (right after
+the run, and its peak during it) as medians over the rounds, and the ratio to AgentOS; with several
+workers, how wrk's connections spread over them (round 1). Results go to bench/results/ as JSON and
+a PNG chart.
+
+The media operation fetches one 1 MB image over and over (GET /sessions/bench-00000/media/<key>):
+agno 3.1.10 itself offloads it (offload_media.py, in AgentOS's venv) into bench/results/media, a
+directory both servers are given as their media storage (agno's LocalMediaStorage: the file and its
+.meta.json sidecar), and the first run of bench-00000 holds agno's reference to it (seed.py).
 
 Servers (--servers): `agentos` (AgentOS 3.1.10 with agno's SqliteDb or PostgresDb), `ours` (the
 production configuration: response validation on), `ours-unvalidated` (response validation
@@ -38,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -49,7 +56,9 @@ REPO = HERE.parent
 # In the order they run. delete removes what create made, right after it, so that every read
 # meets the same seeded data on every server (a faster server creates more sessions, and would
 # otherwise list and count a larger table than a slower one).
-OPERATIONS = ("create", "delete", "get", "get_empty", "list", "list_filtered", "runs", "patch")
+# media last: its 1 MB responses may leave the servers' heaps larger, and there that shows in
+# its own RSS rather than, in the first round, in every other operation's.
+OPERATIONS = ("create", "delete", "get", "get_empty", "list", "list_filtered", "runs", "patch", "media")
 ENGINES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 # agno's PostgresDb default schema: both servers read their tables there.
 PG_SCHEMA = "ai"
@@ -122,16 +131,26 @@ def main(argv: list[str] | None = None) -> int:
     agentos_python = _agentos_environment(args.agentos_venv)
 
     sys.path.insert(0, str(REPO))
-    from bench.seed import seed, seed_postgresql
+    from bench.seed import MEDIA_SESSION, seed, seed_postgresql
+
+    # The image is offloaded and seeded whatever --ops says, so that the data set is always the
+    # same. Both servers must see the directory at the path the reference names (its bucket).
+    args.media_dir = (args.out / "media").resolve()
+    image = _offload_image(agentos_python, args.media_dir, MEDIA_SESSION)
+    args.media_key = image["media_reference"]["storage_key"]
+    args.media_size = image["media_reference"]["size"]
+    args.media_path = f"/sessions/{MEDIA_SESSION}/media/{args.media_key}"
 
     passes = []
     for run_scale in args.run_scale:
         print(f"seeding 10,000 sessions (1,000 with 20 runs, run scale {run_scale})...", flush=True)
         if "sqlite" in args.engine:
-            seed(args.out / "seed.db", run_scale=run_scale)
+            seed(args.out / "seed.db", run_scale=run_scale, image=image)
         if "postgresql" in args.engine:
             _recreate_database(args.pg_url, PG_SEED_DATABASE)
-            seed_postgresql(_pg_database(args.pg_url, PG_SEED_DATABASE), run_scale=run_scale, schema=PG_SCHEMA)
+            seed_postgresql(
+                _pg_database(args.pg_url, PG_SEED_DATABASE), run_scale=run_scale, schema=PG_SCHEMA, image=image
+            )
         for engine in args.engine:
             for workers in args.workers:
                 print(f"pass: {_pass_title(engine, workers, run_scale)}", flush=True)
@@ -159,6 +178,19 @@ def _counts(parser: argparse.ArgumentParser, option: str, value: str) -> list[in
     return counts
 
 
+def _offload_image(agentos_python: Path, media_dir: Path, session_id: str) -> dict:
+    """The seeded image, offloaded into a fresh ``media_dir`` by agno 3.1.10 (offload_media.py):
+    as a run holds it, with its media_reference."""
+    shutil.rmtree(media_dir, ignore_errors=True)
+    result = subprocess.run(
+        [str(agentos_python), str(HERE / "offload_media.py"), str(media_dir), session_id],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def _pass_title(engine: str, workers: int, run_scale: int) -> str:
     return f"{ENGINES[engine]}, {workers} worker(s) each, run scale {run_scale}"
 
@@ -170,12 +202,14 @@ def _run_pass(wrk: str, args, engine: str, workers: int, agentos_python: Path) -
         for name in args.servers:
             database_url = _fresh_copy(engine, name, args)
             log = args.out / f"{name}-{engine}-{workers}w.log"
-            servers[name] = _start(name, database_url, agentos_python, workers, log, engine)
+            servers[name] = _start(name, database_url, agentos_python, workers, log, engine, args.media_dir)
         # The copies just written (100 MB each) out to disk first: left dirty, their writeback
         # would hold up the fsync of every commit the servers make while it lasts.
         os.sync()
         for server in servers.values():
             _warm_up(wrk, server, args.connections)
+            if "media" in args.ops:
+                _check_media(server, args.media_path, args.media_size)
         return _measure(wrk, servers, args, settle=engine == "postgresql" and not args.no_vacuum)
     finally:
         for server in servers.values():
@@ -227,11 +261,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start(name: str, database_url: str, agentos_python: Path, workers: int, log_path: Path, engine: str) -> dict:
+def _start(
+    name: str, database_url: str, agentos_python: Path, workers: int, log_path: Path, engine: str, media_dir: Path
+) -> dict:
     port = _free_port()
     log = log_path.open("wb")
     if name == "agentos":
-        command = [str(agentos_python), str(HERE / "agentos_server.py"), database_url, str(port), str(workers)]
+        command = [
+            str(agentos_python),
+            str(HERE / "agentos_server.py"),
+            database_url,
+            str(port),
+            str(workers),
+            str(media_dir),
+        ]
         env = dict(os.environ)
     else:
         executable = shutil.which("agentos-sessions", path=os.path.dirname(sys.executable)) or "agentos-sessions"
@@ -250,6 +293,7 @@ def _start(name: str, database_url: str, agentos_python: Path, workers: int, log
             **os.environ,
             "AGENTOS_SESSIONS_DB_ID": "bench",
             "AGENTOS_SESSIONS_VALIDATE_RESPONSES": "false" if name == "ours-unvalidated" else "true",
+            "AGENTOS_SESSIONS_MEDIA_STORAGE": media_dir.as_uri(),
         }
         if engine == "postgresql":
             env["AGENTOS_SESSIONS_DB_SCHEMA"] = PG_SCHEMA
@@ -280,6 +324,24 @@ def _start(name: str, database_url: str, agentos_python: Path, workers: int, log
     }
 
 
+def _check_media(server: dict, path: str, size: int) -> None:
+    """One media request before wrk's: the whole image, or the bench stops (a storage that is
+    not configured or not found would otherwise be measured as fast 503s or 404s)."""
+    request = urllib.request.Request(server["url"] + path)
+    if server["token"]:
+        request.add_header("Authorization", f"Bearer {server['token']}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    if status != 200 or len(body) != size:
+        raise RuntimeError(
+            f"{server['name']}: GET {path} answered {status} with {len(body)} bytes, not 200 with {size}: "
+            f"{body[:200]!r}"
+        )
+
+
 def _token() -> str:
     """A token for ours-jwt, valid for the whole run."""
     import jwt  # installed with agentos-sessions
@@ -306,7 +368,7 @@ def _rss_mb(pid: int) -> float:
     for process in [pid, *_children(pid)]:
         try:
             status = Path(f"/proc/{process}/status").read_text()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             continue
         total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
     return total / 1024
@@ -314,8 +376,18 @@ def _rss_mb(pid: int) -> float:
 
 def _children(pid: int) -> list[int]:
     children = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return children
+    for task in tasks:
+        try:
+            listed = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            # A thread that ended meanwhile (the servers' thread pools come and go): RSS is
+            # sampled while they serve (see _wrk).
+            continue
+        for child in listed:
             children += [int(child), *_children(int(child))]
     return children
 
@@ -357,7 +429,7 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
-def _wrk(wrk: str, server: dict, op: str, prefix: str, duration: int, connections: int) -> dict:
+def _wrk(wrk: str, server: dict, op: str, prefix: str, duration: int, connections: int, media_path: str = "") -> dict:
     command = [
         wrk,
         "-t2",
@@ -372,22 +444,29 @@ def _wrk(wrk: str, server: dict, op: str, prefix: str, duration: int, connection
         op,
         prefix,
         server["token"],
+        media_path,
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    spread, peak = None, 0.0
     try:
-        spread = None
-        if server["workers"] > 1:
-            # wrk opens all its connections at the start and keeps them: halfway, they are spread.
-            time.sleep(duration / 2)
-            spread = _connections_per_worker(server)
-        stdout, stderr = process.communicate(timeout=duration + 60)
+        # The server's RSS five times a second while wrk runs, for its peak: what a server holds
+        # to answer (for media, 32 responses of 1 MB in flight) may be given back by the time wrk
+        # stops. wrk's output is one short summary, written at the end: the pipes cannot fill.
+        while process.poll() is None and time.monotonic() < started + duration + 60:
+            peak = max(peak, _rss_mb(server["process"].pid))
+            if spread is None and server["workers"] > 1 and time.monotonic() >= started + duration / 2:
+                # wrk opens all its connections at the start and keeps them: halfway, they are spread.
+                spread = _connections_per_worker(server)
+            time.sleep(0.2)
+        stdout, stderr = process.communicate(timeout=5)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     if process.returncode != 0:
         raise subprocess.CalledProcessError(process.returncode, command, stdout, stderr)
-    return json.loads(stdout.strip().splitlines()[-1]) | {"connections_per_worker": spread}
+    return json.loads(stdout.strip().splitlines()[-1]) | {"connections_per_worker": spread, "rss_peak_mb": peak}
 
 
 def _warm_up(wrk: str, server: dict, connections: int) -> None:
@@ -405,7 +484,7 @@ def _measure(wrk: str, servers: dict, args, *, settle: bool = False) -> list[dic
             for name in order:
                 server = servers[name]
                 prefix = f"load-r{round_number}"
-                result = _wrk(wrk, server, op, prefix, args.duration, args.connections)
+                result = _wrk(wrk, server, op, prefix, args.duration, args.connections, args.media_path)
                 seconds = result["duration_us"] / 1e6
                 sample = {
                     "server": name,
@@ -419,14 +498,17 @@ def _measure(wrk: str, servers: dict, args, *, settle: bool = False) -> list[dic
                     + result["read"]
                     + result["write"]
                     + result["timeout"],
+                    # Right after the run, and the most during it.
                     "rss_mb": _rss_mb(server["process"].pid),
+                    "rss_peak_mb": result["rss_peak_mb"],
                     "connections_per_worker": result["connections_per_worker"],
                 }
                 samples.append(sample)
                 spread = sample["connections_per_worker"]
                 print(
                     f"round {round_number + 1}/{args.rounds} {op:14} {name:16} {sample['rps']:8.0f} req/s "
-                    f"p50 {sample['p50_ms']:7.1f} ms  p99 {sample['p99_ms']:7.1f} ms  errors {sample['errors']}"
+                    f"p50 {sample['p50_ms']:7.1f} ms  p99 {sample['p99_ms']:7.1f} ms  errors {sample['errors']}  "
+                    f"RSS {sample['rss_mb']:.0f} MB (peak {sample['rss_peak_mb']:.0f})"
                     + (f"  connections per worker {_spread(spread)}" if spread else ""),
                     flush=True,
                 )
@@ -481,7 +563,8 @@ def _summarise(samples: list[dict], args, engine: str, workers: int, run_scale: 
         for name in args.servers:
             mine = [s for s in samples if s["op"] == op and s["server"] == name]
             per_server[name] = {
-                key: statistics.median(s[key] for s in mine) for key in ("rps", "p50_ms", "p99_ms", "rss_mb")
+                key: statistics.median(s[key] for s in mine)
+                for key in ("rps", "p50_ms", "p99_ms", "rss_mb", "rss_peak_mb")
             } | {
                 "errors": sum(s["errors"] for s in mine),
                 # Round by round; None with one worker.
@@ -523,6 +606,8 @@ def _settings(args) -> dict:
         "run_scales": args.run_scale,
         "postgresql": make_url(args.pg_url).render_as_string() if "postgresql" in args.engine else None,
         "vacuum_after_writes": "postgresql" in args.engine and not args.no_vacuum,
+        # What the media operation fetches.
+        "media": {"path": args.media_path, "bytes": args.media_size, "directory": str(args.media_dir)},
     }
 
 
@@ -534,7 +619,8 @@ def _print_table(summary: dict, servers: list[str]) -> None:
     spread = summary["workers"] > 1
     print(f"\n{_pass_title(summary['engine'], summary['workers'], summary['run_scale'])}")
     print(
-        f"{'operation':14} {'server':16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MB':>7}  "
+        f"{'operation':14} {'server':16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MB':>7} "
+        f"{'peak MB':>7}  "
         f"{'ratio':>6}" + ("  connections per worker (round 1)" if spread else "")
     )
     for op, result in summary["operations"].items():
@@ -544,10 +630,11 @@ def _print_table(summary: dict, servers: list[str]) -> None:
             first = row["connections_per_worker"][0]
             line = (
                 f"{op:14} {name:16} {row['rps']:8.0f} {row['p50_ms']:8.1f} {row['p99_ms']:8.1f} "
-                f"{row['errors']:7d} {row['rss_mb']:7.0f}  {ratio:>6}  {_spread(first) if spread and first else ''}"
+                f"{row['errors']:7d} {row['rss_mb']:7.0f} {row['rss_peak_mb']:7.0f}  {ratio:>6}  "
+                f"{_spread(first) if spread and first else ''}"
             )
             print(line.rstrip())
-    print("ratio: requests/s over AgentOS's in the same pass")
+    print("ratio: requests/s over AgentOS's in the same pass; RSS: right after the run; peak: the most during it")
 
 
 def _print_engine_ratios(ratios: list[dict], servers: list[str]) -> None:

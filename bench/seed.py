@@ -7,6 +7,9 @@ Half the sessions have a stored name; the others' names are derived from their f
 ``run_scale`` multiplies the size of each answer, to see how the servers cope as runs grow.
 The same rows, the same JSON, go into a SQLite file (:func:`seed`) or a PostgreSQL database
 (:func:`seed_postgresql`, in agno's PostgresDb's default schema, ``ai``).
+Given an ``image`` (an image agno offloaded to a media storage, as a run holds it: see
+offload_media.py), the first run of bench-00000 (an agent session) carries it, in its input and
+its output images, as a run of an agent with a media_storage does: the media operation fetches it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ RUNS_EVERY = 10  # every tenth session has runs
 RUNS_PER_SESSION = 20
 USERS = [f"user-{n}" for n in range(8)]
 T0 = 1_750_000_000
+# The session whose first run carries the offloaded image (an agent session with runs: its run
+# input has images, where a workflow run's input is text).
+MEDIA_SESSION = "bench-00000"
 
 
 def session_id(n: int) -> str:
@@ -87,37 +93,37 @@ def _run(session: str, kind: str, user: str, index: int, rng: random.Random, run
     return run
 
 
-def seed(path: Path, run_scale: int = 1) -> None:
+def seed(path: Path, run_scale: int = 1, image: dict | None = None) -> None:
     """Create the SQLite file ``path`` with agno's tables and the benchmark data set."""
     path.unlink(missing_ok=True)
     # json.dumps with its defaults is what agno's SqliteDb writes, byte for byte.
-    _fill(create_engine(f"sqlite:///{path}", json_serializer=json.dumps), None, run_scale)
+    _fill(create_engine(f"sqlite:///{path}", json_serializer=json.dumps), None, run_scale, image)
 
 
-def seed_postgresql(url: str, run_scale: int = 1, schema: str = DEFAULT_PG_SCHEMA) -> None:
+def seed_postgresql(url: str, run_scale: int = 1, schema: str = DEFAULT_PG_SCHEMA, image: dict | None = None) -> None:
     """Fill the empty PostgreSQL database at ``url`` with the same tables and rows, in ``schema``,
     then VACUUM ANALYZE it, so that the planner has statistics from the start."""
     engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"), json_serializer=json.dumps)
-    _fill(engine, schema, run_scale)
+    _fill(engine, schema, run_scale, image)
     autocommit = create_engine(engine.url, isolation_level="AUTOCOMMIT")
     with autocommit.connect() as db:
         db.exec_driver_sql("VACUUM ANALYZE")
     autocommit.dispose()
 
 
-def _fill(engine: Engine, schema: str | None, run_scale: int) -> None:
+def _fill(engine: Engine, schema: str | None, run_scale: int, image: dict | None) -> None:
     models = models_for("agno_sessions", "agno_runs", schema)
     with engine.begin() as db:
         # The tables as agno creates them (revision 0001 is agno's DDL): our server migrates on
         # to its own indexes when it starts; AgentOS serves agno's layout.
         migrations.upgrade(db, models, "0001")
-        sessions, runs = _rows(run_scale)
+        sessions, runs = _rows(run_scale, image)
         db.execute(insert(models.sessions), sessions)
         db.execute(insert(models.runs), runs)
     engine.dispose()
 
 
-def _rows(run_scale: int) -> tuple[list[dict], list[dict]]:
+def _rows(run_scale: int, image: dict | None = None) -> tuple[list[dict], list[dict]]:
     """The sessions and runs, as column values (JSON columns as Python values)."""
     rng = random.Random(7)
     kinds = ("agent", "team", "workflow")
@@ -145,6 +151,11 @@ def _rows(run_scale: int) -> tuple[list[dict], list[dict]]:
         if n % RUNS_EVERY == 0:
             for index in range(RUNS_PER_SESSION):
                 run = _run(sid, kind, user, index, rng, run_scale)
+                if image is not None and sid == MEDIA_SESSION and index == 0:
+                    # Where agno 3.1.10 keeps a run's images (RunInput.to_dict, RunOutput.to_dict):
+                    # the reference alone, the bytes being in the media storage.
+                    run["input"]["images"] = [image]
+                    run["images"] = [image]
                 runs.append(
                     {
                         "run_id": run["run_id"],

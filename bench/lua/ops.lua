@@ -1,7 +1,9 @@
--- One benchmark operation per wrk run: `wrk ... -s ops.lua <url> -- <op> <prefix> [<token>]`.
+-- One benchmark operation per wrk run: `wrk ... -s ops.lua <url> -- <op> <prefix> [<token> [<media path>]]`.
 -- Sessions bench-00000..bench-09999 exist; every tenth (bench-00000, bench-00010, ...) has 20 runs,
 -- the others none (get_empty reads those).
 -- create makes <prefix>-<thread>-<n>; delete removes the same ids in the same order.
+-- media fetches <media path> (/sessions/bench-00000/media/<storage key>: the seeded 1 MB image) over
+-- and over; its storage key is agno's (session, media id, content hash), so run.py passes it.
 
 local threads = {}
 
@@ -10,12 +12,12 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local op, prefix
+local op, prefix, media_path
 local counter = 0
 local json = { ["Content-Type"] = "application/json" }
 
 function init(args)
-  op, prefix = args[1], args[2]
+  op, prefix, media_path = args[1], args[2], args[4]
   -- With a token, every request carries it (wrk.headers goes with requests that set no headers).
   if args[3] and args[3] ~= "" then
     wrk.headers["Authorization"] = "Bearer " .. args[3]
@@ -51,6 +53,8 @@ function request()
       string.format('{"metadata":{"source":"bench","k":%d}}', counter))
   elseif op == "delete" then
     return wrk.format("DELETE", string.format("/sessions/%s-%d-%d", prefix, id, counter))
+  elseif op == "media" and media_path and media_path ~= "" then
+    return wrk.format("GET", media_path)
   end
   error("unknown op " .. tostring(op))
 end
