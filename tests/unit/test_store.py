@@ -282,3 +282,28 @@ def test_the_metadata_filter_is_served_by_a_gin_index_on_postgresql(database):
         assert db.dialect.name == "postgresql", "run with tox -e pg"
         plan = _plan(db, database.models, {"by_metadata": True}, {"metadata": '{"team": "travel"}'})
     assert "idx_agno_sessions_metadata_gin" in plan, plan
+
+
+def _image(key: str) -> dict:
+    return {"id": key, "media_reference": {"media_id": key, "storage_key": key, "storage_backend": "local"}}
+
+
+def test_only_the_runs_that_mention_a_media_key_are_read(database):
+    add(database, "s")
+    add(database, "t", session_type="workflow")
+    add_run(database, "s", "r0", 0, input={"input_content": "no media"})
+    # agno's SQLite JSON may hold a NaN (json.dumps writes it; PostgreSQL's jsonb refuses it).
+    nan = {"score": float("nan")} if database.engine.dialect.name == "sqlite" else {}
+    add_run(database, "s", "r1", 1, images=[_image("agno/media/a.png")], **nan)
+    add_run(database, "s", "r2", 2, input={"images": [_image("agno/media/b.png")]})
+    add_run(database, "s", "r3", 3, content="a text that names agno/media/a.png without quotes")
+    # Another session's run naming the key is not read.
+    add_run(database, "t", "t0", 0, images=[_image("agno/media/a.png")])
+    with database.unit_of_work() as db:
+        holding = store.runs_holding(db, database.models, "s", "agno/media/a.png")
+        with_media = store.runs_with_media(db, database.models, ["s", "t", "absent"])
+    assert [run["run_id"] for run in holding] == ["r1"]
+    assert {sid: (kind, [run["run_id"] for run in runs]) for sid, (kind, runs) in with_media.items()} == {
+        "s": ("agent", ["r1", "r2"]),
+        "t": ("workflow", ["t0"]),
+    }
