@@ -455,8 +455,19 @@ class JSONResponse(AbstractResponseBodyValidator):
             )
 
 
+class OpaqueResponse(AbstractResponseBodyValidator):
+    """Any other response body (media bytes, Prometheus text): the contract declares no structure
+    to check in it. Passed through as it is sent, never gathered (Connexion's base validator
+    holds the whole body: a 200 MB video would be held in memory), and without Connexion's log
+    line per response for a type it has no validator for."""
+
+    def wrap_send(self, send):
+        return send
+
+
 VALIDATOR_MAP = {
     "parameter": Parameters,
     "body": MediaTypeDict({"*/*json": JSONBody}),
-    "response": MediaTypeDict({"*/*json": JSONResponse}),
+    # The most specific type wins: JSON bodies are validated, every other passes.
+    "response": MediaTypeDict({"*/*json": JSONResponse, "*/*": OpaqueResponse}),
 }
