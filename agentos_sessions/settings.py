@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -68,10 +69,10 @@ class MediaStorageSettings:
     public: bool = False
     presigned_url_expiry: int = DEFAULT_URL_EXPIRY
 
-    @property
+    @functools.cached_property
     def bucket(self) -> str:
         """What agno records as a reference's ``bucket``: the bucket, or the local directory's
-        absolute path (``LocalMediaStorage`` resolves it)."""
+        absolute path (``LocalMediaStorage`` resolves it), resolved once."""
         return str(Path(self.location).resolve()) if self.backend == "local" else self.location
 
     @classmethod

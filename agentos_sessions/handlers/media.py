@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from agentos_sessions.errors import ApiError, NotFound, RangeNotSatisfiable, ServiceUnavailable
 from agentos_sessions.handlers import views
-from agentos_sessions.handlers.sessions import NOT_CONFIGURED, resolve_database
+from agentos_sessions.handlers.targets import NOT_CONFIGURED, media_storage_of, resolve_database
 from agentos_sessions.persistence import media, store
 from agentos_sessions.persistence.database import Database
 from agentos_sessions.persistence.media import ByteRange, MediaStorage, StoredObject, references
@@ -25,7 +25,9 @@ logger = logging.getLogger("agentos_sessions")
 
 # A type/subtype of RFC 9110 tokens and nothing else; the rest is octet-stream (as AgentOS).
 _MIME_TYPE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+/[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-# Content types a browser can run on the API's origin: sent as an octet-stream attachment.
+# Content types a browser can run on the API's origin: sent as an octet-stream attachment. AgentOS's
+# list, and (not in it) every XML type (+xml: RSS, Atom, MathML, ... render as XML documents, where
+# an XHTML <script> runs), XSL and multipart.
 _ACTIVE_CONTENT_TYPES = frozenset(
     {
         "text/html",
@@ -36,6 +38,7 @@ _ACTIVE_CONTENT_TYPES = frozenset(
         "application/x-javascript",
         "text/xml",
         "application/xml",
+        "text/xsl",
     }
 )
 _RANGE = re.compile(r"\s*bytes\s*=\s*(?:(\d{1,18})\s*-\s*(\d{0,18})|-\s*(\d{1,18}))\s*", re.IGNORECASE)
@@ -51,10 +54,8 @@ async def get_session_media(
         raise ServiceUnavailable(NOT_CONFIGURED)
     user_id = current_caller().acting_for(user_id)
     database = resolve_database(db_id, table)
-    storage = storages[database.id]
-    if storage is None:
-        raise ServiceUnavailable(NOT_CONFIGURED)
-    reference = await _reference(database, storage, session_id, storage_key, user_id)
+    storage = media_storage_of(database)
+    reference = await _reference(database, storage, session_id, storage_key, type, user_id)
     if redirect and (url := await _signed_url(storage, storage_key)):
         return RedirectResponse(url)
     headers = _headers(reference, storage_key)
@@ -70,12 +71,14 @@ async def get_session_media(
         headers["Content-Range"] = f"bytes {stored.start}-{stored.end}/{stored.size}"
     if first is not None:
         return Response(first, status_code=status, headers=headers)
-    return StreamingResponse(_chunks(stored), status_code=status, headers=headers)
+    return _StreamedObject(stored, status_code=status, headers=headers)
 
 
-async def _reference(database: Database, storage: MediaStorage, session_id, storage_key, user_id):
+async def _reference(database: Database, storage: MediaStorage, session_id, storage_key, session_type, user_id):
     """The session's reference to ``storage_key``, with AgentOS's 404s when there is none to serve."""
-    found, reference = await database.run(_find_reference, session_id, storage_key, user_id=user_id)
+    found, reference = await database.run(
+        _find_reference, session_id, storage_key, session_type=session_type, user_id=user_id
+    )
     if not found:
         raise NotFound(f"Session '{session_id}' not found")
     if reference is None:
@@ -85,14 +88,16 @@ async def _reference(database: Database, storage: MediaStorage, session_id, stor
     return reference
 
 
-def _find_reference(db, m, session_id, storage_key, *, user_id):
+def _find_reference(db, m, session_id, storage_key, *, session_type, user_id):
     """Whether the session exists (for ``user_id``), and its runs' reference to the key, if any:
-    only the runs that mention the key are read."""
+    only the runs that mention the key are read, as runs of ``session_type`` (as AgentOS reads
+    them: the type asked for, else the stored one)."""
     row = store.get_session(db, m, session_id, user_id=user_id)
     if row is None:
         return False, None
     runs = store.runs_holding(db, m, session_id, storage_key)
-    return True, references.find_reference(runs, storage_key, workflow=views.session_type_of(row) == "workflow")
+    workflow = (session_type or views.session_type_of(row)) == "workflow"
+    return True, references.find_reference(runs, storage_key, workflow=workflow)
 
 
 async def _signed_url(storage: MediaStorage, storage_key: str) -> str | None:
@@ -118,7 +123,7 @@ def _headers(reference: dict, storage_key: str) -> dict[str, str]:
     if not _MIME_TYPE.fullmatch(content_type):
         content_type = "application/octet-stream"
     headers = {"Content-Type": content_type, "X-Content-Type-Options": "nosniff", "Accept-Ranges": "bytes"}
-    if content_type in _ACTIVE_CONTENT_TYPES:
+    if content_type in _ACTIVE_CONTENT_TYPES or content_type.endswith("+xml") or content_type.startswith("multipart/"):
         headers["Content-Type"] = "application/octet-stream"
         headers["Content-Disposition"] = "attachment"
     content_hash = reference.get("content_hash")
@@ -149,6 +154,12 @@ def _open(storage: MediaStorage, key: str, byte_range: ByteRange | None) -> tupl
     for most media); in a worker thread."""
     try:
         stored = storage.open(key, byte_range)
+        if stored.length > media.CHUNK_BYTES:
+            return stored, None
+        try:
+            return stored, _read_all(stored)
+        finally:
+            stored.close()
     except media.MediaNotFound:
         raise NotFound("Media object not found") from None
     except media.RangeNotSatisfiable as error:
@@ -156,15 +167,6 @@ def _open(storage: MediaStorage, key: str, byte_range: ByteRange | None) -> tupl
     except media.MediaUnavailable as error:
         logger.warning("Media storage: %s", error)
         raise ServiceUnavailable("Media storage is unavailable; try again shortly", retry_after=1) from None
-    if stored.length > media.CHUNK_BYTES:
-        return stored, None
-    try:
-        return stored, _read_all(stored)
-    except media.MediaUnavailable as error:
-        logger.warning("Media storage: %s", error)
-        raise ServiceUnavailable("Media storage is unavailable; try again shortly", retry_after=1) from None
-    finally:
-        stored.close()
 
 
 def _read_all(stored: StoredObject) -> bytes:
@@ -174,15 +176,30 @@ def _read_all(stored: StoredObject) -> bytes:
     return b"".join(parts)
 
 
-async def _chunks(stored: StoredObject):
+class _StreamedObject(StreamingResponse):
     """The object's bytes a chunk at a time, each read in a worker thread: what a request holds
-    is one chunk, whatever the object's size. A read that fails once the status is sent ends the
-    response early (the client sees fewer bytes than Content-Length)."""
+    is one chunk, whatever the object's size. The object is let go of when the response ends,
+    whichever way: sent, failed, or cancelled by a client that went away. A read that fails once
+    the status is sent ends the response early (the client sees fewer bytes than
+    Content-Length)."""
+
+    def __init__(self, stored: StoredObject, *, status_code: int, headers: dict[str, str]):
+        super().__init__(_chunks(stored), status_code=status_code, headers=headers)
+        self.stored = stored
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Shielded: a cancelled response must still close the file or the storage's connection.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.stored.close)
+
+
+async def _chunks(stored: StoredObject):
     try:
         while chunk := await anyio.to_thread.run_sync(stored.read):
             yield chunk
     except media.MediaUnavailable as error:
         logger.warning("Media storage failed mid-response: %s", error)
         raise
-    finally:
-        await anyio.to_thread.run_sync(stored.close)

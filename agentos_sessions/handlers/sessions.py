@@ -13,18 +13,15 @@ import anyio.to_thread
 import orjson
 from connexion import request
 
-from agentos_sessions.errors import BadRequest, Conflict, NotFound, PreconditionFailed, ServiceUnavailable
+from agentos_sessions.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from agentos_sessions.handlers import views
+from agentos_sessions.handlers.targets import media_storage_of, resolve_database
 from agentos_sessions.persistence import store
-from agentos_sessions.persistence.database import Database
 from agentos_sessions.persistence.media import MediaStorage, references
 from agentos_sessions.security import current_caller
 from agentos_sessions.settings import MediaStorageSettings
 
 logger = logging.getLogger("agentos_sessions")
-
-# AgentOS's words, whose server this is not: clients may match them.
-NOT_CONFIGURED = "Media storage is not configured on AgentOS"
 
 __all__ = [
     "create_session",
@@ -38,23 +35,6 @@ __all__ = [
     "rename_session",
     "update_session",
 ]
-
-
-def resolve_database(db_id: str | None, table: str | None = None) -> Database:
-    """The database a request names, with AgentOS's messages when it names none or a wrong one."""
-    databases: dict[str, Database] = request.state.databases
-    if table and not db_id:
-        raise BadRequest("The db_id query parameter is required when passing a table")
-    if db_id:
-        database = databases.get(db_id)
-        if database is None:
-            raise NotFound(f"No database found with id '{db_id}'")
-        if table and table != database.session_table:
-            raise NotFound(f"No database with id '{db_id}' has table '{table}'")
-        return database
-    if len(databases) > 1:
-        raise BadRequest("The db_id query parameter is required when using multiple databases")
-    return next(iter(databases.values()))
 
 
 async def get_sessions(
@@ -372,7 +352,7 @@ async def delete_session(*, session_id, user_id=None, db_id=None, table=None, de
     absent session is not an error, another owner's is a 404."""
     user_id = current_caller().acting_for(user_id)
     database = resolve_database(db_id, table)
-    storage = _media_storage_for(database) if delete_media else None
+    storage = media_storage_of(database) if delete_media else None
     if_match = request.headers.get("if-match")
     outcome, keys = await database.run(
         _delete_session, session_id, if_match, user_id=user_id, media=storage and storage.settings, write=True
@@ -416,7 +396,7 @@ async def delete_sessions(*, body, user_id=None, db_id=None, table=None, delete_
     if len(body["session_ids"]) != len(body["session_types"]):
         raise BadRequest("Session IDs and session types must have the same length")
     database = resolve_database(db_id, table)
-    storage = _media_storage_for(database) if delete_media else None
+    storage = media_storage_of(database) if delete_media else None
     keys = await database.run(
         _delete_sessions, body["session_ids"], user_id=user_id, media=storage and storage.settings, write=True
     )
@@ -431,13 +411,6 @@ def _delete_sessions(db, m, session_ids, *, user_id, media):
     keys = _media_keys(db, m, session_ids, media) if media else []
     store.delete_sessions_by_id(db, m, session_ids)
     return keys
-
-
-def _media_storage_for(database: Database) -> MediaStorage:
-    storage = request.state.media_storages[database.id]
-    if storage is None:
-        raise ServiceUnavailable(NOT_CONFIGURED)
-    return storage
 
 
 def _media_keys(db, m, session_ids, media: MediaStorageSettings) -> list[str]:

@@ -111,9 +111,9 @@ class _Statements:
         self.delete_runs_of_sessions = delete(R).where(R.c.session_id.in_(bindparam("session_ids", expanding=True)))
         self.delete_sessions = delete(S).where(S.c.session_id.in_(bindparam("session_ids", expanding=True)))
         # Media references (persistence.media.references): only the runs that can hold the one
-        # sought are read. PostgreSQL tests each run's values with a JSON path; SQLite, which
-        # has no JSON function that reads the NaN agno may write, looks for the key's JSON text
-        # (agno writes JSON ASCII-escaped, so the text is json.dumps(value)).
+        # sought are read. PostgreSQL tests each run's values with a JSON path. SQLite looks for
+        # the key's JSON text (agno writes JSON ASCII-escaped, so the text is json.dumps(value)):
+        # its JSON functions before 3.42 (Debian 12 has 3.40) fail on the NaN agno may write.
         any_value_is = text("'strict $.** ? (@ == $value)'::jsonpath")
         value = func.jsonb_build_object("value", cast(bindparam("value"), String))
         holds_value = {

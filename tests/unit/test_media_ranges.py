@@ -201,6 +201,13 @@ def test_an_invalid_stored_type_is_an_octet_stream(mime_type):
         "application/xml",
         "TEXT/HTML; charset=utf-8",
         "Image/SVG+XML",
+        # Beyond AgentOS's list: every XML document type, XSL, multipart.
+        "application/rss+xml",
+        "application/atom+xml",
+        "application/mathml+xml",
+        "application/vnd.example+xml",
+        "text/xsl",
+        "multipart/related",
     ],
 )
 def test_a_type_a_browser_would_run_is_an_octet_stream_attachment(mime_type):

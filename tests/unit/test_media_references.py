@@ -523,3 +523,22 @@ def test_served_by_requires_backend_and_bucket_and_a_region_both_name_to_agree()
         served_by({"storage_backend": "gcs", "bucket": BUCKET}, eu),
         served_by({"bucket": BUCKET}, eu),
     ] == [True, True, False, False, False, False]
+
+
+def test_an_agent_run_read_as_a_workflows_has_only_what_agno_reads_on_a_workflow_run():
+    """?type=workflow on an agent's session: agno reads its runs as workflow runs, which have no
+    input media lists, messages or members."""
+    stored = agent_run().to_dict()
+    ours, agnos = our_keys(stored, workflow=True), agnos_keys(WorkflowRunOutput, stored)
+    assert ours == agnos
+    assert 0 < len(ours) < len(AGENT_RUN_KEYS)
+
+
+def test_runs_nested_deeper_than_any_agno_writes_are_read_no_further():
+    run = {"run_id": "0", "images": [image("0.png").to_dict()]}
+    innermost = run
+    for level in range(1, 2000):
+        member = {"run_id": str(level), "images": [image(f"{level}.png").to_dict()]}
+        innermost["member_responses"] = [member]
+        innermost = member
+    assert our_keys(run) == keys(*(f"{level}.png" for level in range(33)))

@@ -66,6 +66,12 @@ class GCSStorage(MediaStorage):
         except AttributeError:
             # Credentials without a private key (application default ones) cannot sign: stream.
             return None
+        except (*self._errors, ValueError) as error:
+            # Signing failed otherwise (a credential that cannot be refreshed, ...): stream, as agno.
+            logger.warning(
+                "Could not sign a URL for gs://%s/%s, streaming instead: %s", self.settings.location, key, error
+            )
+            return None
 
     def delete(self, keys: Sequence[str]) -> int:
         # One request per key, as agno: a batch fails whole on the first key already gone.
@@ -102,8 +108,9 @@ class GCSStorage(MediaStorage):
 
 
 class _BlobReader(StoredObject):
-    """A blob read a chunk per request, each pinned to the generation first seen: an object
-    replaced meanwhile fails the read instead of mixing two versions."""
+    """A blob read a chunk per request (a ranged GET of 1 MiB: 200 of them for a 200 MB video,
+    which google-cloud-storage's own BlobReader does alike), each pinned to the generation first
+    seen: an object replaced meanwhile fails the read instead of mixing two versions."""
 
     def __init__(self, blob, errors, *, size: int, start: int, end: int, partial: bool):
         self._blob, self._errors = blob, errors

@@ -51,7 +51,7 @@ class LocalStorage(MediaStorage):
         except BaseException:
             body.close()
             raise
-        return ChunkedReader(body, size=size, start=start, end=end, partial=byte_range is not None)
+        return ChunkedReader(body, size=size, start=start, end=end, partial=byte_range is not None, errors=(OSError,))
 
     def delete(self, keys: Sequence[str]) -> int:
         gone = 0

@@ -36,52 +36,70 @@ def references_of_run(run: Any, *, workflow: bool = False) -> Iterator[Reference
             yield reference
 
 
-def media_of_run(run: Any, *, workflow: bool = False) -> Iterator[dict[str, Any]]:
-    """Every media object (a dict) of a stored run, as agno's ``iter_run_media`` finds them in
-    the run agno reads back: a workflow's run keeps its input as the caller gave it, where agno
-    looks for no media; an agent's or a team's is a run input with media lists."""
-    if not isinstance(run, dict):
+def media_of_run(run: Any, *, workflow: bool = False, depth: int = 0) -> Iterator[dict[str, Any]]:
+    """Every media object (a dict) of a stored run, as agno's ``iter_run_media`` finds them on
+    the run agno reads back: an agent's or a team's run (``RunOutput``, ``TeamRunOutput``) has
+    an input with media lists, messages and members' runs; a workflow's (``WorkflowRunOutput``)
+    keeps its input as the caller gave it, where agno looks for nothing, and has steps."""
+    if not isinstance(run, dict) or depth > _MAX_DEPTH:
         return
     if not workflow:
         yield from _listed(run.get("input"), _INPUT_MEDIA_LISTS)
-    for message in _dicts(run.get("messages")):
-        yield from _listed(message, _MEDIA_LISTS)
-        if isinstance(message.get("audio_output"), dict):
-            yield message["audio_output"]
+        for message in _dicts(run.get("messages")):
+            yield from _listed(message, _MEDIA_LISTS)
+            if isinstance(message.get("audio_output"), dict):
+                yield message["audio_output"]
     yield from _listed(run, _MEDIA_LISTS)
     if isinstance(run.get("response_audio"), dict):
         yield run["response_audio"]
-    for collection in ("additional_input", "reasoning_messages"):
-        for message in _dicts(run.get(collection)):
-            yield from _listed(message, _MEDIA_LISTS)
-    for member_run in _dicts(run.get("member_responses")):
-        yield from media_of_run(member_run)
-    for step in _step_outputs(run):
+    if not workflow:
+        for collection in ("additional_input", "reasoning_messages"):
+            for message in _dicts(run.get(collection)):
+                yield from _listed(message, _MEDIA_LISTS)
+        for member_run in _dicts(run.get("member_responses")):
+            yield from media_of_run(member_run, depth=depth + 1)
+        return
+    for step in _step_outputs(run, depth):
         yield from _listed(step, _MEDIA_LISTS)
     for executor_run in _dicts(run.get("step_executor_runs")):
-        yield from media_of_run(executor_run)
-    yield from media_of_run(run.get("workflow_agent_run"))
+        yield from media_of_run(executor_run, workflow=_is_workflow_run(executor_run), depth=depth + 1)
+    yield from media_of_run(run.get("workflow_agent_run"), depth=depth + 1)
 
 
-def _step_outputs(run: dict[str, Any]) -> Iterator[dict[str, Any]]:
+# Runs within runs (members, a workflow's executors) and steps within steps: far deeper than
+# agno nests them, and a stored run nested deeper cannot exhaust the stack (it is read no further).
+_MAX_DEPTH = 32
+
+
+def _is_workflow_run(run: dict[str, Any]) -> bool:
+    """How agno reads a workflow's executor run back: a team's or an agent's run if it names one,
+    else a workflow's if it names a workflow, else an agent's."""
+    if any(name in run for name in ("team_id", "team_name", "agent_id", "agent_name")):
+        return False
+    return "workflow_id" in run or "workflow_name" in run
+
+
+def _step_outputs(run: dict[str, Any], depth: int) -> Iterator[dict[str, Any]]:
     """A workflow run's steps (agno's ``iter_step_outputs``): its step results and the steps
     nested in them, and the inputs and outputs of the steps a paused run waits on."""
     for result in run.get("step_results") or ():
-        yield from _steps(result if isinstance(result, list) else [result])
+        yield from _steps(result if isinstance(result, list) else [result], depth)
     for requirement in _dicts(run.get("step_requirements")):
         step_input = requirement.get("step_input")
         if isinstance(step_input, dict):
             yield step_input
             previous = step_input.get("previous_step_outputs")
             if isinstance(previous, dict):
-                yield from _steps(list(previous.values()))
-        yield from _steps([requirement.get("step_output")])
+                yield from _steps(list(previous.values()), depth)
+        yield from _steps([requirement.get("step_output")], depth)
 
 
-def _steps(outputs: Iterable[Any]) -> Iterator[dict[str, Any]]:
+def _steps(outputs: Iterable[Any], depth: int) -> Iterator[dict[str, Any]]:
+    if depth > _MAX_DEPTH:
+        return
     for output in _dicts(outputs):
         yield output
-        yield from _steps(output.get("steps") or ())
+        yield from _steps(output.get("steps") or (), depth + 1)
 
 
 def _listed(holder: Any, names: tuple[str, ...]) -> Iterator[dict[str, Any]]:

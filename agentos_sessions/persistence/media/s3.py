@@ -24,6 +24,8 @@ logger = logging.getLogger("agentos_sessions")
 # DeleteObjects takes at most 1,000 keys.
 DELETE_BATCH = 1000
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+_MISSING = ("NoSuchKey", "404", "NotFound")
+_DENIED = ("AccessDenied", "403", "Forbidden")
 
 
 class S3Storage(MediaStorage):
@@ -45,7 +47,8 @@ class S3Storage(MediaStorage):
         )
         from botocore.exceptions import BotoCoreError, ClientError
 
-        self._errors = (BotoCoreError, ClientError)
+        # What boto3 raises, and what a body being read may (urllib3's errors, wrapped or not).
+        self._errors = (BotoCoreError, ClientError, OSError)
 
     def open(self, key: str, byte_range: ByteRange | None = None) -> StoredObject:
         if not self.holds(key):
@@ -56,23 +59,36 @@ class S3Storage(MediaStorage):
             response = self._client.get_object(**request, **({"Range": byte_range.header()} if byte_range else {}))
         except self._errors as error:
             code = _code(error)
-            if code in ("NoSuchKey", "404", "NotFound"):
+            if code in _MISSING:
+                raise MediaNotFound(key) from error
+            if code in _DENIED:
+                # What S3 answers for a missing key to a reader without s3:ListBucket, as for a
+                # key it may not read: not an outage to retry. Said in the log, for the operator.
+                logger.warning(
+                    "s3://%s/%s: access denied (missing, or not readable with these credentials)", *request.values()
+                )
                 raise MediaNotFound(key) from error
             if code == "InvalidRange":
                 raise RangeNotSatisfiable(self._size(key)) from error
             raise MediaUnavailable(f"s3://{self.settings.location}/{key}: {error}") from error
-        length = response["ContentLength"]
-        found = _CONTENT_RANGE.fullmatch(response.get("ContentRange") or "")
-        if found:
-            start, end, size = (int(part) for part in found.groups())
-            return ChunkedReader(response["Body"], size=size, start=start, end=end, partial=True)
-        # No range asked, or one the server ignored: the whole object.
-        return ChunkedReader(response["Body"], size=length, start=0, end=length - 1, partial=False)
+        body, length = response["Body"], response["ContentLength"]
+        content_range = response.get("ContentRange")
+        if content_range is None:
+            # No range asked, or one the server ignored: the whole object.
+            return ChunkedReader(body, size=length, start=0, end=length - 1, partial=False, errors=self._errors)
+        found = _CONTENT_RANGE.fullmatch(content_range)
+        if not found:
+            body.close()
+            raise MediaUnavailable(f"s3://{self.settings.location}/{key}: an unusable Content-Range {content_range!r}")
+        start, end, size = (int(part) for part in found.groups())
+        return ChunkedReader(body, size=size, start=start, end=end, partial=True, errors=self._errors)
 
     def _size(self, key: str) -> int:
         try:
             return self._client.head_object(Bucket=self.settings.location, Key=key)["ContentLength"]
         except self._errors as error:
+            if _code(error) in _MISSING:
+                raise MediaNotFound(key) from error
             raise MediaUnavailable(f"s3://{self.settings.location}/{key}: {error}") from error
 
     def signed_url(self, key: str) -> str | None:
@@ -115,7 +131,7 @@ class S3Storage(MediaStorage):
             self._client.head_bucket(Bucket=self.settings.location)
         except self._errors as error:
             code = _code(error)
-            if code in ("403", "AccessDenied", "Forbidden"):
+            if code in _DENIED:
                 # Reading objects needs no right to the bucket itself: go on, and say so.
                 logger.warning(
                     "Media storage s3://%s: not allowed to check the bucket (%s); serving its objects anyway",
@@ -123,7 +139,7 @@ class S3Storage(MediaStorage):
                     error,
                 )
                 return
-            if code in ("404", "NoSuchBucket", "NotFound"):
+            if code in (*_MISSING, "NoSuchBucket"):
                 raise MediaUnavailable(f"the bucket s3://{self.settings.location} does not exist") from error
             raise MediaUnavailable(f"cannot reach s3://{self.settings.location}: {error}") from error
 

@@ -7,15 +7,13 @@ threads. Each refuses a key outside what agno's backend writes (:meth:`MediaStor
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agentos_sessions.settings import MediaStorageSettings
-
-logger = logging.getLogger("agentos_sessions")
 
 # How much of an object one read takes: what a request holds in memory at a time.
 CHUNK_BYTES = 1024 * 1024
@@ -125,21 +123,27 @@ class MediaStorage(ABC):
 
 
 class ChunkedReader(StoredObject):
-    """A :class:`StoredObject` over a file-like ``body`` positioned at ``start``."""
+    """A :class:`StoredObject` over a file-like ``body`` positioned at ``start``; the ``errors``
+    its reads and close may raise are :class:`MediaUnavailable`."""
 
-    def __init__(self, body, *, size: int, start: int, end: int, partial: bool):
-        self._body = body
+    def __init__(self, body, *, size: int, start: int, end: int, partial: bool, errors: tuple[type[Exception], ...]):
+        self._body, self._errors = body, errors
         self._left = end - start + 1
         self.size, self.start, self.end, self.partial = size, start, end, partial
 
     def read(self) -> bytes:
         if self._left <= 0:
             return b""
-        chunk = self._body.read(min(CHUNK_BYTES, self._left))
+        try:
+            chunk = self._body.read(min(CHUNK_BYTES, self._left))
+        except self._errors as error:
+            raise MediaUnavailable(f"reading the object failed: {error}") from error
         if not chunk:
             raise MediaUnavailable(f"the object ended {self._left} bytes early")
         self._left -= len(chunk)
         return chunk
 
     def close(self) -> None:
-        self._body.close()
+        # What was read is sent; a body that fails to close has nothing more to give.
+        with contextlib.suppress(*self._errors):
+            self._body.close()
