@@ -103,8 +103,25 @@ def _cors(settings: Settings) -> dict:
     return {
         "allow_origins": list(settings.security.cors_origins),
         "allow_methods": ["GET", "POST", "PATCH", "DELETE"],
-        "allow_headers": ["Authorization", "Content-Type", "X-Request-ID"],
-        "expose_headers": ["X-Request-ID", "Retry-After", "WWW-Authenticate"],
+        # The conditional and range headers too: a page that reads an ETag sends it back.
+        "allow_headers": [
+            "Authorization",
+            "Content-Type",
+            "X-Request-ID",
+            "If-Match",
+            "If-None-Match",
+            "Range",
+            "If-Range",
+        ],
+        "expose_headers": [
+            "X-Request-ID",
+            "Retry-After",
+            "WWW-Authenticate",
+            "ETag",
+            "X-Total-Count",
+            "Link",
+            "Content-Range",
+        ],
         # As AgentOS: a browser app may send credentialed requests (auth itself is a header, never a cookie).
         "allow_credentials": True,
         "max_age": 600,

@@ -181,12 +181,19 @@ async def get_session_runs(
     created_after=None,
     created_before=None,
     status=None,
+    limit=None,
+    page=1,
+    sort_order="asc",
     db_id=None,
     table=None,
 ):
-    """All runs of a session, oldest first, as agent, team or workflow runs."""
+    """The runs of a session, oldest first, as agent, team or workflow runs: all of them, or a
+    page of ``limit``."""
     user_id = current_caller().acting_for(user_id)
-    return await _session_runs(session_id, type, user_id, created_after, created_before, status, db_id, table), 200
+    runs, headers = await _session_runs(
+        session_id, type, user_id, created_after, created_before, status, limit, page, sort_order, db_id, table
+    )
+    return runs, 200, headers
 
 
 async def get_session_run_previews(
@@ -197,34 +204,94 @@ async def get_session_run_previews(
     created_after=None,
     created_before=None,
     status=None,
+    limit=None,
+    page=1,
+    sort_order="asc",
     db_id=None,
     table=None,
 ):
-    """The runs of a session as short previews."""
+    """The runs of a session as short previews (all, or a page of ``limit``)."""
     user_id = current_caller().acting_for(user_id)
-    runs = await _session_runs(session_id, type, user_id, created_after, created_before, status, db_id, table)
-    return [views.run_preview(run) for run in runs], 200
+    runs, headers = await _session_runs(
+        session_id, type, user_id, created_after, created_before, status, limit, page, sort_order, db_id, table
+    )
+    return [views.run_preview(run) for run in runs], 200, headers
 
 
-async def _session_runs(session_id, session_type, user_id, created_after, created_before, status, db_id, table):
-    wanted = _wanted_statuses(status)
+async def _session_runs(
+    session_id, session_type, user_id, created_after, created_before, status, limit, page, sort_order, db_id, table
+):
+    """The shaped runs of one page (or all), and the X-Total-Count and Link headers."""
     database = resolve_database(db_id, table)
-    row, runs = await database.run(store.get_session_with_runs, session_id, user_id=user_id)
+    page = max(page, 1)
+    row, runs, total = await database.run(
+        _runs_page,
+        session_id,
+        session_type,
+        user_id=user_id,
+        created_after=created_after,
+        created_before=created_before,
+        statuses=sorted(_wanted_statuses(status) or ()),
+        limit=limit,
+        offset=(page - 1) * limit if limit else 0,
+        descending=sort_order == "desc",
+    )
     if row is None:
         raise NotFound(f"Session with ID {session_id} not found")
     session_type = session_type or views.session_type_of(row)
     shaped = []
     for run in runs:
-        created_at = run.get("created_at")
-        if created_at is not None and created_after is not None and created_at < created_after:
-            continue
-        if created_at is not None and created_before is not None and created_at > created_before:
-            continue
         body = views.session_run(run, session_type, session_row=row)
-        if body is None or (wanted is not None and (body.get("status") or "").upper() not in wanted):
-            continue
-        shaped.append(views.without_nulls(body))
-    return shaped
+        if body is not None:
+            shaped.append(views.without_nulls(body))
+    total = len(shaped) if total is None else total
+    return shaped, {"X-Total-Count": str(total), **_links(limit, page, total)}
+
+
+def _runs_page(db, m, session_id, session_type, *, user_id, limit, descending, **filters):
+    """The session row, the runs of the page and how many match (all runs and None, without a
+    limit), or (None, [], 0) if there is no such session."""
+    if limit is None and not descending:
+        # Every run, as AgentOS answers: session and runs in one statement on PostgreSQL.
+        row, runs = store.get_session_with_runs(db, m, session_id, user_id=user_id)
+        # The total: what is shaped of them (see _session_runs).
+        return row, [run for run in runs if _matches(run, **filters)], None
+    row = store.get_session(db, m, session_id, user_id=user_id)
+    if row is None:
+        return None, [], 0
+    # What views.session_run shapes for a team session: the runs that name an agent or a team.
+    members_only = (session_type or views.session_type_of(row)) == "team"
+    runs, total = store.page_of_runs(
+        db, m, session_id, members_only=members_only, limit=limit, descending=descending, **filters
+    )
+    return row, runs, total
+
+
+def _matches(run, *, created_after, created_before, statuses, offset) -> bool:
+    """store.page_of_runs's filters, on a run's own values (agno writes the columns from them)."""
+    created_at = run.get("created_at")
+    if created_at is not None and created_after is not None and created_at < created_after:
+        return False
+    if created_at is not None and created_before is not None and created_at > created_before:
+        return False
+    return not statuses or str(run.get("status") or "").upper() in statuses
+
+
+def _links(limit: int | None, page: int, total: int) -> dict[str, str]:
+    """RFC 8288 links to the next and previous pages (relative to this request's URL)."""
+    if not limit:
+        return {}
+    links = []
+    if page * limit < total:
+        links.append(f'<{_page_url(page + 1)}>; rel="next"')
+    if page > 1:
+        links.append(f'<{_page_url(min(page - 1, max(math.ceil(total / limit), 1)))}>; rel="prev"')
+    return {"Link": ", ".join(links)} if links else {}
+
+
+def _page_url(page: int) -> str:
+    url = request.url.include_query_params(page=page)
+    return f"{url.path}?{url.query}"
 
 
 def _wanted_statuses(status: list[str] | None) -> set[str] | None:

@@ -207,6 +207,67 @@ def runs_with_media(
     return runs
 
 
+def page_of_runs(
+    db: Connection,
+    m: Models,
+    session_id: str,
+    *,
+    created_after: int | None = None,
+    created_before: int | None = None,
+    statuses: Sequence[str] | None = None,
+    members_only: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
+    descending: bool = False,
+) -> tuple[list[dict[str, Any]], int]:
+    """The runs of a session that match, in agno's order (or its reverse), ``limit`` of them
+    from ``offset`` (all if no limit), and how many match in all.
+
+    The filters read the runs table's columns, which agno writes from the run: the time bounds
+    are inclusive Unix seconds; ``statuses`` upper-case; ``members_only`` keeps the runs that
+    name an agent or a team (a team session's). Only the rows of the page are read whole.
+    """
+    count, page = _runs_statements(
+        m,
+        created_after is not None,
+        created_before is not None,
+        bool(statuses),
+        members_only,
+        limit is not None,
+        descending,
+    )
+    params: dict[str, Any] = {"session_id": session_id, "created_after": created_after}
+    params |= {"created_before": created_before, "statuses": list(statuses or ()), "limit": limit, "offset": offset}
+    runs = [run for run in db.execute(page, params).scalars() if isinstance(run, dict)]
+    if limit is None and offset == 0:
+        # Every run that matches is here: no need to count them again.
+        return runs, len(runs)
+    return runs, db.execute(count, params).scalar()
+
+
+@functools.cache
+def _runs_statements(
+    m: Models, after: bool, before: bool, by_status: bool, members_only: bool, limited: bool, descending: bool
+) -> tuple[Select, Select]:
+    """The count and the page statements of :func:`page_of_runs` for this set of filters."""
+    R = m.runs
+    where = [R.c.session_id == bindparam("session_id")]
+    if after:
+        where.append(R.c.created_at >= bindparam("created_after"))
+    if before:
+        where.append(R.c.created_at <= bindparam("created_before"))
+    if by_status:
+        where.append(func.upper(R.c.status).in_(bindparam("statuses", expanding=True)))
+    if members_only:
+        where.append(or_(R.c.agent_id.is_not(None), R.c.team_id.is_not(None)))
+    order = [R.c[column].desc() if descending else R.c[column].asc() for column in _RUN_ORDER]
+    count = select(func.count()).select_from(R).where(*where)
+    page = select(R.c.run_data).where(*where).order_by(*order)
+    if limited:
+        page = page.limit(bindparam("limit")).offset(bindparam("offset"))
+    return count, page
+
+
 def has_runs(db: Connection, m: Models, session_id: str) -> bool:
     return db.execute(_statements(m).has_runs, {"session_id": session_id}).first() is not None
 
