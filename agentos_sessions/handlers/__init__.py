@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agentos_sessions.handlers import core, health, media, sessions
+from agentos_sessions.handlers import core, forks, health, media, sessions
 
-MODULES = (core, health, media, sessions)
+MODULES = (core, forks, health, media, sessions)
 
 
 def _operations() -> dict[str, Callable]:

@@ -268,6 +268,23 @@ def _runs_statements(
     return count, page
 
 
+def run_rows(db: Connection, m: Models, session_id: str) -> list[dict[str, Any]]:
+    """A session's run rows, every column, in agno's order (to copy them)."""
+    R = m.runs
+    statement = select(R).where(R.c.session_id == session_id).order_by(*(R.c[c].asc() for c in _RUN_ORDER))
+    return [row._asdict() for row in db.execute(statement)]
+
+
+# Rows per INSERT: 13 parameters each, well within PostgreSQL's 65,535 per statement.
+_INSERT_BATCH = 500
+
+
+def insert_runs(db: Connection, m: Models, rows: Sequence[dict[str, Any]]) -> None:
+    """Add run rows (every column given), a few hundred per statement."""
+    for first in range(0, len(rows), _INSERT_BATCH):
+        db.execute(m.runs.insert().values(list(rows[first : first + _INSERT_BATCH])))
+
+
 def has_runs(db: Connection, m: Models, session_id: str) -> bool:
     return db.execute(_statements(m).has_runs, {"session_id": session_id}).first() is not None
 

@@ -26,7 +26,7 @@ def test_every_sessions_operation_needs_a_bearer_token_with_agentos_scope():
         for path, method, operation in _operations()
         if path.startswith("/sessions")
     }
-    assert len(declared) == 11
+    assert len(declared) == 12
     assert declared == {key: [{"HTTPBearer": [SCOPE_OF_METHOD[key[0]]]}] for key in declared}
 
 

@@ -56,9 +56,12 @@ PARAMETER_VALUES: dict[str, Any] = {
     "If-Match": "*",
     "If-None-Match": '"stale"',
     "storage_key": "base.png",
+    "agent_id": "agent-1",
+    "team_id": "team-1",
 }
 BODY_VALUES: dict[str, Any] = {
     "session_id": "created",
+    "up_to_run_id": "run-1",
     "user_id": "alice",
     "session_ids": ["base"],
     "session_types": ["agent"],
@@ -442,8 +445,11 @@ def seed(client: TestClient, database: DirectDatabase) -> None:
     with database.engine.begin() as connection:
         connection.execute(database.models.runs.delete())
         connection.execute(database.models.sessions.delete())
-    response = client.post("/sessions", json={"session_id": "base", "user_id": "alice"})
+    response = client.post("/sessions", json={"session_id": "base", "user_id": "alice", "agent_id": "agent-1"})
     assert response.status_code == 201, response.text
+    # An agent's and a team's at once, so that AgentOS's fork paths of either find it theirs.
+    with database.engine.begin() as connection:
+        connection.execute(database.models.sessions.update().values(team_id="team-1"))
     image = {"id": "image-1", "media_reference": {**BASE_IMAGE, "bucket": str(Path(client.media_directory).resolve())}}
     add_run(database, "base", "run-1", 0, created_at=1_700_000_000, user_id="alice", images=[image])
 

@@ -622,3 +622,38 @@ def test_delete_media_deletes_more_than_one_batch_of_s3_objects(s3_endpoint, ser
     assert len(backend.objects()) == 1001
     assert ours.delete("/sessions/big", params={"delete_media": "true"}).status_code == 204
     assert backend.objects() == {}
+
+
+# --- forks ------------------------------------------------------------------------------------------
+
+
+def test_a_fork_has_its_own_copies_of_the_media(written, backend, ours, database_settings):
+    response = ours.post("/sessions/s1/fork", json={"session_id": "fork"})
+    assert response.status_code == 201
+    reference = _reference_of(database_settings, "fork")
+    assert (reference["session_id"], reference["storage_key"] == written.keys["png"], "url" in reference) == (
+        "fork",
+        False,
+        False,
+    )
+    assert reference["storage_key"].startswith(f"{backend.settings.prefix}fork-")
+    # The original's media deleted with it: the fork's stay, byte for byte.
+    assert ours.delete("/sessions/s1", params={"delete_media": "true"}).status_code == 204
+    response = ours.get(_url("fork", reference["storage_key"]))
+    assert (response.status_code, response.content) == (200, PNG)
+    fork_keys = {key for key in backend.objects() if key.startswith(f"{backend.settings.prefix}fork-")}
+    assert {backend.objects()[key] for key in fork_keys} == {PNG, SVG, PDF}
+    assert not set(written.keys[name] for name in ("png", "svg", "pdf")) & set(backend.objects())
+    # And the fork's own, deleted with it, leave the others'.
+    assert ours.delete("/sessions/fork", params={"delete_media": "true"}).status_code == 204
+    assert set(backend.objects()) == {written.keys["bob"], written.keys["carol"]}
+
+
+def test_a_session_with_media_is_not_forked_without_a_media_storage(written_locally, serve, database_settings):
+    response = serve(None).post("/sessions/s1/fork", json={"session_id": "fork"})
+    assert (response.status_code, response.json()) == (503, NOT_CONFIGURED)
+    direct = DirectDatabase(database_settings)
+    try:
+        assert stored_session(direct, "fork") is None
+    finally:
+        direct.dispose()

@@ -73,6 +73,17 @@ class GCSStorage(MediaStorage):
             )
             return None
 
+    def copy(self, key: str, new_key: str) -> None:
+        if not (self.holds(key) and self.holds(new_key)):
+            raise MediaNotFound(key)
+        try:
+            # Server-side: the bytes do not pass through this server.
+            self._bucket.copy_blob(self._bucket.blob(key), self._bucket, new_key, timeout=_TIMEOUT)
+        except self._not_found as error:
+            raise MediaNotFound(key) from error
+        except self._errors as error:
+            raise MediaUnavailable(f"gs://{self.settings.location}/{key}: {error}") from error
+
     def delete(self, keys: Sequence[str]) -> int:
         # One request per key, as agno: a batch fails whole on the first key already gone.
         gone = 0

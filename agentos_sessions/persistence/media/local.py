@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,6 +53,22 @@ class LocalStorage(MediaStorage):
             body.close()
             raise
         return ChunkedReader(body, size=size, start=start, end=end, partial=byte_range is not None, errors=(OSError,))
+
+    def copy(self, key: str, new_key: str) -> None:
+        source, target = self._path(key), self._path(new_key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # As agno writes: a temporary file renamed into place, so no reader sees half of it.
+            partial = target.with_name(f".{target.name}.part")
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
+            sidecar = source.with_name(source.name + SIDECAR_SUFFIX)
+            if sidecar.exists():
+                shutil.copyfile(sidecar, target.with_name(target.name + SIDECAR_SUFFIX))
+        except FileNotFoundError as error:
+            raise MediaNotFound(key) from error
+        except OSError as error:
+            raise MediaUnavailable(f"cannot copy {source} to {target}: {error}") from error
 
     def delete(self, keys: Sequence[str]) -> int:
         gone = 0

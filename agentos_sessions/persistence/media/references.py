@@ -10,6 +10,9 @@ workflow steps. A reference anywhere else (say, in a tool's result) is not one a
 
 from __future__ import annotations
 
+import hashlib
+import re
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -145,3 +148,17 @@ def served_by(reference: Reference, storage: MediaStorageSettings) -> bool:
         return False
     region = reference.get("region")
     return not (region and storage.region) or region == storage.region
+
+
+def forked_key(reference: Reference, session_id: str, prefix: str) -> str:
+    """A new key for a copy of the referenced object made for session ``session_id``: agno's
+    ``{session id}-{media id}-{hash}`` with the extension kept, and a part of this copy's own, so
+    that no other copy (another attempt at the same fork) ever has the same key."""
+    tail = reference["storage_key"].rsplit("/", 1)[-1]
+    extension = tail.rsplit(".", 1)[1] if "." in tail else ""
+    extension = re.sub(r"[^A-Za-z0-9]", "", extension)[:16]
+    digest = reference.get("content_hash")
+    digest = digest if isinstance(digest, str) else hashlib.sha256(reference["storage_key"].encode()).hexdigest()
+    media_id = f"{session_id[:120]}-{reference.get('media_id') or 'media'}-{uuid.uuid4().hex[:8]}-{digest[:16]}"
+    media_id = re.sub(r"[^A-Za-z0-9._-]", "_", media_id).strip("._") or "media"
+    return f"{prefix}{media_id}{'.' + extension if extension else ''}"

@@ -105,6 +105,17 @@ class S3Storage(MediaStorage):
             ExpiresIn=self.settings.presigned_url_expiry,
         )
 
+    def copy(self, key: str, new_key: str) -> None:
+        if not (self.holds(key) and self.holds(new_key)):
+            raise MediaNotFound(key)
+        try:
+            # boto3's managed copy: server-side, in parts for objects past 5 GB.
+            self._client.copy({"Bucket": self.settings.location, "Key": key}, self.settings.location, new_key)
+        except self._errors as error:
+            if _code(error) in _MISSING:
+                raise MediaNotFound(key) from error
+            raise MediaUnavailable(f"s3://{self.settings.location}/{key}: {error}") from error
+
     def delete(self, keys: Sequence[str]) -> int:
         held = [key for key in keys if self.holds(key)]
         gone = 0

@@ -114,6 +114,12 @@ class MediaStorage(ABC):
         return None
 
     @abstractmethod
+    def copy(self, key: str, new_key: str) -> None:
+        """Copy an object to a new key (in the storage, without reading it here where it can).
+
+        Raises :class:`MediaNotFound` or :class:`MediaUnavailable`."""
+
+    @abstractmethod
     def delete(self, keys: Sequence[str]) -> int:
         """Delete these objects, best effort: how many are gone (a key already gone counts)."""
 
