@@ -13,6 +13,19 @@ agno 3.1.10 itself offloads it (offload_media.py, in AgentOS's venv) into bench/
 directory both servers are given as their media storage (agno's LocalMediaStorage: the file and its
 .meta.json sidecar), and the first run of bench-00000 holds agno's reference to it (seed.py).
 
+The paging operations (`--ops paging`, not in the default run) read a session's runs as pages:
+runs_page fetches GET /sessions/bench-00000/runs?limit=20&page=1 (a 20-run session's one page: the
+baseline), runs_page_long GET /sessions/bench-long/runs?limit=20&page=250 (the middle of a
+10,000-run session) and runs_long GET /sessions/bench-long/runs (all 10,000 runs, ~50 MB: what an
+AgentOS client must fetch, AgentOS having no paging). AgentOS 3.1.10 ignores limit and page, so it
+answers runs_page_long with all 10,000 runs too: the comparison is of what each server can do, and
+the table says how many runs each answered with. Our server reads only the page's rows, so its
+runs_page_long should cost what runs_page does, in latency and memory. They run with 4 wrk
+connections (AgentOS builds one answer at a time: with 32, each request of 10,000 runs would wait
+behind 31 others taking a second or more each) and, runs_page_long and runs_long, a 60 s wrk
+timeout, at least 20 s a run, and a wait after it until the server is idle again (it still
+builds the answers to the requests wrk left under way); their chart is results-paging.png.
+
 Servers (--servers): `agentos` (AgentOS 3.1.10 with agno's SqliteDb or PostgresDb), `ours` (the
 production configuration: response validation on), `ours-unvalidated` (response validation
 off), `ours-jwt` (as `ours`, with JWTs required: HS256, every request carrying a token with
@@ -58,7 +71,38 @@ REPO = HERE.parent
 # otherwise list and count a larger table than a slower one).
 # media last: its 1 MB responses may leave the servers' heaps larger, and there that shows in
 # its own RSS rather than, in the first round, in every other operation's.
-OPERATIONS = ("create", "delete", "get", "get_empty", "list", "list_filtered", "runs", "patch", "media")
+DEFAULT_OPERATIONS = ("create", "delete", "get", "get_empty", "list", "list_filtered", "runs", "patch", "media")
+# Paging runs (see the module's docstring): not in the default run, since AgentOS needs seconds
+# for each request of bench-long's 10,000 runs; `--ops paging` (or `--ops default,paging`) runs
+# them. runs_long last, after media for the same reason as media: a server answers it with ~50 MB
+# and its heap may stay that much larger.
+PAGING_OPERATIONS = ("runs_page", "runs_page_long", "runs_long")
+OPERATIONS = DEFAULT_OPERATIONS + PAGING_OPERATIONS
+# Names --ops takes for several operations at once.
+OPERATION_GROUPS = {"default": DEFAULT_OPERATIONS, "paging": PAGING_OPERATIONS}
+# What the paging operations fetch, over and over (media's path is known once agno has offloaded
+# the image). bench-00000 has 20 runs: its one page of 20 is the baseline; page 250 of bench-long
+# is runs 4,981 to 5,000 of its 10,000.
+FIXED_PATHS = {
+    "runs_page": "/sessions/bench-00000/runs?limit=20&page=1",
+    "runs_page_long": "/sessions/bench-long/runs?limit=20&page=250",
+    "runs_long": "/sessions/bench-long/runs",
+}
+# wrk's --timeout, seconds: a response slower than this is counted as a timeout error and left
+# out of the latencies (wrk's own default, 2 s, would hide AgentOS's slow answers that way).
+WRK_TIMEOUT = 10
+# The operations whose responses AgentOS builds from 10,000 runs (it ignores limit and page)
+# take a second or more each: they get a longer timeout, and fewer connections (below), so that
+# their latencies are measured rather than cut off; and at least LONG_MIN_DURATION seconds, so
+# that some of them are answered at all (a request still under way when wrk stops is neither
+# counted nor an error, and 4 queued requests take 4 s or more).
+LONG_OPERATIONS = frozenset({"runs_page_long", "runs_long"})
+LONG_WRK_TIMEOUT = 60
+LONG_MIN_DURATION = 20
+# wrk connections for the paging operations, whatever --connections says: with 32, every
+# request of bench-long's runs would queue behind 31 others taking seconds each (AgentOS builds
+# one answer at a time). runs_page has the same, so that it is the baseline of runs_page_long.
+PAGING_CONNECTIONS = 4
 ENGINES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 # agno's PostgresDb default schema: both servers read their tables there.
 PG_SCHEMA = "ai"
@@ -83,9 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all operations (default 3)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument(
-        "--ops", default=",".join(OPERATIONS), help=f"comma-separated operations (default: {','.join(OPERATIONS)})"
+        "--connections",
+        type=int,
+        default=32,
+        help=f"wrk connections (default 32; the paging operations have {PAGING_CONNECTIONS})",
+    )
+    parser.add_argument(
+        "--ops",
+        default="default",
+        help=f"comma-separated operations, of: {', '.join(OPERATIONS)}; or groups of them: default "
+        f"({','.join(DEFAULT_OPERATIONS)}), paging ({','.join(PAGING_OPERATIONS)}) (default: default)",
     )
     parser.add_argument("--servers", default="agentos,ours", help=f"comma-separated, of: {', '.join(SERVERS)}")
     parser.add_argument(
@@ -111,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
     parser.add_argument("--agentos-venv", type=Path, default=REPO / ".bench" / "agentos-venv")
     args = parser.parse_args(argv)
-    args.ops = [op for op in args.ops.split(",") if op]
+    # Groups expanded in place; each operation once, where it first comes.
+    named = [op for op in args.ops.split(",") if op]
+    args.ops = list(dict.fromkeys(op for name in named for op in OPERATION_GROUPS.get(name, (name,))))
     if unknown := set(args.ops) - set(OPERATIONS):
         parser.error(f"unknown operations: {', '.join(sorted(unknown))}")
     args.servers = [name for name in args.servers.split(",") if name]
@@ -140,10 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     args.media_key = image["media_reference"]["storage_key"]
     args.media_size = image["media_reference"]["size"]
     args.media_path = f"/sessions/{MEDIA_SESSION}/media/{args.media_key}"
+    # The one path each of media and the paging operations fetches (ops.lua's <path>).
+    args.paths = {**FIXED_PATHS, "media": args.media_path}
 
     passes = []
     for run_scale in args.run_scale:
-        print(f"seeding 10,000 sessions (1,000 with 20 runs, run scale {run_scale})...", flush=True)
+        print(
+            f"seeding 10,000 sessions (1,000 with 20 runs) and bench-long (10,000 runs), run scale {run_scale}...",
+            flush=True,
+        )
         if "sqlite" in args.engine:
             seed(args.out / "seed.db", run_scale=run_scale, image=image)
         if "postgresql" in args.engine:
@@ -162,8 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     for summary in passes:
         _print_table(summary, args.servers)
     _print_engine_ratios(report["engine_ratios"], args.servers)
-    _chart(report, args.out / "results.png")
-    print(f"\nresults: {args.out / 'results.json'}, {args.out / 'results.png'}")
+    # The paging operations in a chart of their own: their latencies are seconds where the
+    # others' are milliseconds, and they run with other wrk settings.
+    charts = []
+    if set(args.ops) - set(PAGING_OPERATIONS):
+        charts.append(args.out / "results.png")
+        _chart(report, charts[-1])
+    if set(args.ops) & set(PAGING_OPERATIONS):
+        charts.append(args.out / "results-paging.png")
+        _chart_paging(report, charts[-1])
+    print(f"\nresults: {', '.join(str(path) for path in [args.out / 'results.json', *charts])}")
     return 0
 
 
@@ -203,13 +270,17 @@ def _run_pass(wrk: str, args, engine: str, workers: int, agentos_python: Path) -
             database_url = _fresh_copy(engine, name, args)
             log = args.out / f"{name}-{engine}-{workers}w.log"
             servers[name] = _start(name, database_url, agentos_python, workers, log, engine, args.media_dir)
-        # The copies just written (100 MB each) out to disk first: left dirty, their writeback
+        # The copies just written (150 MB each) out to disk first: left dirty, their writeback
         # would hold up the fsync of every commit the servers make while it lasts.
         os.sync()
         for server in servers.values():
             _warm_up(wrk, server, args.connections)
             if "media" in args.ops:
                 _check_media(server, args.media_path, args.media_size)
+            # How many runs each paging operation answers with, on each server (see _check_runs).
+            server["runs_per_response"] = {
+                op: _check_runs(server, args.paths[op]) for op in PAGING_OPERATIONS if op in args.ops
+            }
         return _measure(wrk, servers, args, settle=engine == "postgresql" and not args.no_vacuum)
     finally:
         for server in servers.values():
@@ -342,6 +413,24 @@ def _check_media(server: dict, path: str, size: int) -> None:
         )
 
 
+def _check_runs(server: dict, path: str) -> int:
+    """One request of a paging operation before wrk's: how many runs it answers with (AgentOS
+    ignores limit and page: all of them), or the bench stops if it does not answer 200 with a
+    list (the runs would otherwise be measured as fast 404s)."""
+    request = urllib.request.Request(server["url"] + path)
+    if server["token"]:
+        request.add_header("Authorization", f"Bearer {server['token']}")
+    try:
+        with urllib.request.urlopen(request, timeout=LONG_WRK_TIMEOUT) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    runs = json.loads(body) if status == 200 else None
+    if not isinstance(runs, list):
+        raise RuntimeError(f"{server['name']}: GET {path} answered {status}, not 200 with a list: {body[:200]!r}")
+    return len(runs)
+
+
 def _token() -> str:
     """A token for ours-jwt, valid for the whole run."""
     import jwt  # installed with agentos-sessions
@@ -429,14 +518,24 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
-def _wrk(wrk: str, server: dict, op: str, prefix: str, duration: int, connections: int, media_path: str = "") -> dict:
+def _wrk(
+    wrk: str,
+    server: dict,
+    op: str,
+    prefix: str,
+    duration: int,
+    connections: int,
+    path: str = "",
+    timeout: int = WRK_TIMEOUT,
+) -> dict:
     command = [
         wrk,
-        "-t2",
+        # Two threads, or one for a single connection (wrk wants a connection per thread).
+        f"-t{min(2, connections)}",
         f"-c{connections}",
         f"-d{duration}s",
         "--timeout",
-        "10s",
+        f"{timeout}s",
         "-s",
         str(HERE / "lua" / "ops.lua"),
         server["url"],
@@ -444,7 +543,7 @@ def _wrk(wrk: str, server: dict, op: str, prefix: str, duration: int, connection
         op,
         prefix,
         server["token"],
-        media_path,
+        path,
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
@@ -453,7 +552,7 @@ def _wrk(wrk: str, server: dict, op: str, prefix: str, duration: int, connection
         # The server's RSS five times a second while wrk runs, for its peak: what a server holds
         # to answer (for media, 32 responses of 1 MB in flight) may be given back by the time wrk
         # stops. wrk's output is one short summary, written at the end: the pipes cannot fill.
-        while process.poll() is None and time.monotonic() < started + duration + 60:
+        while process.poll() is None and time.monotonic() < started + duration + timeout + 60:
             peak = max(peak, _rss_mb(server["process"].pid))
             if spread is None and server["workers"] > 1 and time.monotonic() >= started + duration / 2:
                 # wrk opens all its connections at the start and keeps them: halfway, they are spread.
@@ -484,15 +583,24 @@ def _measure(wrk: str, servers: dict, args, *, settle: bool = False) -> list[dic
             for name in order:
                 server = servers[name]
                 prefix = f"load-r{round_number}"
-                result = _wrk(wrk, server, op, prefix, args.duration, args.connections, args.media_path)
+                connections, timeout, duration = _wrk_settings(op, args)
+                result = _wrk(wrk, server, op, prefix, duration, connections, args.paths.get(op, ""), timeout)
+                if op in LONG_OPERATIONS:
+                    # The answers to the requests under way when wrk stopped are still being built
+                    # (seconds each): that is this run's work, not the next one's.
+                    result["rss_peak_mb"] = max(result["rss_peak_mb"], _settle(server, timeout))
                 seconds = result["duration_us"] / 1e6
+                # No request answered within the run (a request still under way when wrk stops
+                # is neither counted nor an error): no latencies, rather than wrk's zeros.
+                answered = result["requests"] > 0
                 sample = {
                     "server": name,
                     "op": op,
                     "round": round_number,
+                    "requests": result["requests"],
                     "rps": result["requests"] / seconds,
-                    "p50_ms": result["p50_us"] / 1000,
-                    "p99_ms": result["p99_us"] / 1000,
+                    "p50_ms": result["p50_us"] / 1000 if answered else None,
+                    "p99_ms": result["p99_us"] / 1000 if answered else None,
                     "errors": result["non_2xx"]
                     + result["connect"]
                     + result["read"]
@@ -502,12 +610,15 @@ def _measure(wrk: str, servers: dict, args, *, settle: bool = False) -> list[dic
                     "rss_mb": _rss_mb(server["process"].pid),
                     "rss_peak_mb": result["rss_peak_mb"],
                     "connections_per_worker": result["connections_per_worker"],
+                    # For a paging operation, how many runs a response holds (see _check_runs).
+                    "runs_per_response": server.get("runs_per_response", {}).get(op),
                 }
                 samples.append(sample)
                 spread = sample["connections_per_worker"]
                 print(
-                    f"round {round_number + 1}/{args.rounds} {op:14} {name:16} {sample['rps']:8.0f} req/s "
-                    f"p50 {sample['p50_ms']:7.1f} ms  p99 {sample['p99_ms']:7.1f} ms  errors {sample['errors']}  "
+                    f"round {round_number + 1}/{args.rounds} {op:14} {name:16} {_rate(sample['rps']):>8} req/s "
+                    f"p50 {_ms(sample['p50_ms']):>7} ms  p99 {_ms(sample['p99_ms']):>7} ms  "
+                    f"errors {sample['errors']}  "
                     f"RSS {sample['rss_mb']:.0f} MB (peak {sample['rss_peak_mb']:.0f})"
                     + (f"  connections per worker {_spread(spread)}" if spread else ""),
                     flush=True,
@@ -517,6 +628,52 @@ def _measure(wrk: str, servers: dict, args, *, settle: bool = False) -> list[dic
             if settle and op in WRITING_OPERATIONS:
                 _vacuum(servers.values())
     return samples
+
+
+def _wrk_settings(op: str, args) -> tuple[int, int, int]:
+    """wrk's connections, timeout and duration (seconds) for ``op`` (see PAGING_CONNECTIONS,
+    LONG_OPERATIONS)."""
+    connections = PAGING_CONNECTIONS if op in PAGING_OPERATIONS else args.connections
+    if op in LONG_OPERATIONS:
+        return connections, LONG_WRK_TIMEOUT, max(args.duration, LONG_MIN_DURATION)
+    return connections, WRK_TIMEOUT, args.duration
+
+
+def _settle(server: dict, longest: float) -> float:
+    """Wait (up to ``longest`` seconds) until the server uses under a tenth of a CPU over half a
+    second; the peak RSS meanwhile."""
+    peak = _rss_mb(server["process"].pid)
+    before, deadline = _cpu_seconds(server["process"].pid), time.monotonic() + longest
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        peak = max(peak, _rss_mb(server["process"].pid))
+        now = _cpu_seconds(server["process"].pid)
+        if now - before < 0.05:
+            break
+        before = now
+    return peak
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a server: its process and, with workers, theirs."""
+    ticks = 0
+    for process in [pid, *_children(pid)]:
+        try:
+            # utime and stime, fields 14 and 15; the name (field 2) may hold spaces, so after its ")".
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _rate(rps: float) -> str:
+    """Requests/s: whole numbers, but the few a second of the long operations with a decimal."""
+    return f"{rps:.0f}" if rps >= 10 else f"{rps:.1f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 # Operations after which PostgreSQL holds rows not yet marked visible to every transaction
@@ -562,18 +719,29 @@ def _summarise(samples: list[dict], args, engine: str, workers: int, run_scale: 
         per_server = {}
         for name in args.servers:
             mine = [s for s in samples if s["op"] == op and s["server"] == name]
-            per_server[name] = {
-                key: statistics.median(s[key] for s in mine)
-                for key in ("rps", "p50_ms", "p99_ms", "rss_mb", "rss_peak_mb")
-            } | {
-                "errors": sum(s["errors"] for s in mine),
-                # Round by round; None with one worker.
-                "connections_per_worker": [s["connections_per_worker"] for s in mine],
-            }
+            per_server[name] = (
+                {key: statistics.median(s[key] for s in mine) for key in ("rps", "rss_mb", "rss_peak_mb")}
+                | {
+                    # Over the rounds that answered a request at all (see _measure); None if none did.
+                    key: _median([s[key] for s in mine if s[key] is not None])
+                    for key in ("p50_ms", "p99_ms")
+                }
+                | {
+                    "errors": sum(s["errors"] for s in mine),
+                    "requests": sum(s["requests"] for s in mine),
+                    # Round by round; None with one worker.
+                    "connections_per_worker": [s["connections_per_worker"] for s in mine],
+                    "runs_per_response": mine[0]["runs_per_response"],
+                }
+            )
         for name in args.servers[1:]:
             per_server[name]["ratio_rps"] = _ratio(per_server[name]["rps"], per_server["agentos"]["rps"])
         operations[op] = per_server
     return {"engine": engine, "workers": workers, "run_scale": run_scale, "operations": operations, "samples": samples}
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def _engine_ratios(passes: list[dict], servers: list[str]) -> list[dict]:
@@ -608,6 +776,14 @@ def _settings(args) -> dict:
         "vacuum_after_writes": "postgresql" in args.engine and not args.no_vacuum,
         # What the media operation fetches.
         "media": {"path": args.media_path, "bytes": args.media_size, "directory": str(args.media_dir)},
+        # What the paging operations fetch, and wrk's settings for them.
+        "paging": {
+            "paths": FIXED_PATHS,
+            "connections": PAGING_CONNECTIONS,
+            "timeout_s": {op: _wrk_settings(op, args)[1] for op in PAGING_OPERATIONS},
+            "duration_s": {op: _wrk_settings(op, args)[2] for op in PAGING_OPERATIONS},
+        },
+        "timeout_s": WRK_TIMEOUT,
     }
 
 
@@ -629,12 +805,23 @@ def _print_table(summary: dict, servers: list[str]) -> None:
             ratio = _times(row["ratio_rps"]) if "ratio_rps" in row else ""
             first = row["connections_per_worker"][0]
             line = (
-                f"{op:14} {name:16} {row['rps']:8.0f} {row['p50_ms']:8.1f} {row['p99_ms']:8.1f} "
+                f"{op:14} {name:16} {_rate(row['rps']):>8} {_ms(row['p50_ms']):>8} {_ms(row['p99_ms']):>8} "
                 f"{row['errors']:7d} {row['rss_mb']:7.0f} {row['rss_peak_mb']:7.0f}  {ratio:>6}  "
                 f"{_spread(first) if spread and first else ''}"
             )
             print(line.rstrip())
     print("ratio: requests/s over AgentOS's in the same pass; RSS: right after the run; peak: the most during it")
+    paging = [op for op in summary["operations"] if op in PAGING_OPERATIONS]
+    if paging:
+        # The servers do not answer these alike: say what each one returned.
+        print(
+            f"paging operations: wrk with {PAGING_CONNECTIONS} connections; {', '.join(sorted(LONG_OPERATIONS))}: "
+            f"timeout {LONG_WRK_TIMEOUT} s, at least {LONG_MIN_DURATION} s a run. AgentOS 3.1.10 has no paging: "
+            "it ignores limit and page and answers with every run of the session"
+        )
+        for op in paging:
+            returned = ", ".join(f"{name} {summary['operations'][op][name]['runs_per_response']}" for name in servers)
+            print(f"  {op:14} GET {FIXED_PATHS[op]}: runs a response: {returned}")
 
 
 def _print_engine_ratios(ratios: list[dict], servers: list[str]) -> None:
@@ -676,7 +863,7 @@ def _chart(report: dict, path: Path) -> None:
     width = 0.8 / len(servers)
     for row, summary in enumerate(passes):
         top, bottom = axes[2 * row][0], axes[2 * row + 1][0]
-        ops = list(summary["operations"])
+        ops = [op for op in summary["operations"] if op not in PAGING_OPERATIONS]
         x = range(len(ops))
         for position, name in enumerate(servers):
             offsets = [i - 0.4 + width * (position + 0.5) for i in x]
@@ -693,6 +880,67 @@ def _chart(report: dict, path: Path) -> None:
         top.legend()
         bottom.set_xticks(list(x), ops)
     figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def _durations(by_op: dict[str, int]) -> str:
+    """The seconds of each wrk run, e.g. "3 s (runs_page_long, runs_long: 20 s)"."""
+    usual = by_op["runs_page"]
+    longer = [op for op, seconds in by_op.items() if seconds != usual]
+    return f"{usual} s" + (f" ({', '.join(longer)}: {by_op[longer[0]]} s)" if longer else "")
+
+
+def _chart_paging(report: dict, path: Path) -> None:
+    """The paging operations, a row per pass: requests/s, p50, p99 (logarithmic: a page takes
+    milliseconds, 10,000 runs seconds) and peak RSS, each bar labelled with its value."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings, passes = report["settings"], report["passes"]
+    servers = settings["servers"]
+    panels = (
+        ("rps", "requests/s (median)", True),
+        ("p50_ms", "p50 latency, ms (median)", True),
+        ("p99_ms", "p99 latency, ms (median)", True),
+        ("rss_peak_mb", "peak RSS, MB (median)", False),
+    )
+    figure, axes = plt.subplots(len(passes), len(panels), figsize=(18, 4.2 * len(passes)), squeeze=False)
+    width = 0.8 / len(servers)
+    for row, summary in enumerate(passes):
+        ops = [op for op in summary["operations"] if op in PAGING_OPERATIONS]
+        x = range(len(ops))
+        for column, (key, label, logarithmic) in enumerate(panels):
+            ax = axes[row][column]
+            for position, name in enumerate(servers):
+                offsets = [i - 0.4 + width * (position + 0.5) for i in x]
+                # No latency (no request answered in any round): no bar.
+                values = [summary["operations"][op][name][key] for op in ops]
+                values = [float("nan") if value is None else value for value in values]
+                bars = ax.bar(offsets, values, width, label=LABELS[name], color=COLORS[name])
+                ax.bar_label(bars, fmt=lambda value: f"{value:,.0f}" if value >= 10 else f"{value:.2g}", fontsize=7)
+            if logarithmic:
+                ax.set_yscale("log")
+            ax.set_ylabel(label)
+            ax.set_xticks(list(x), ops)
+        axes[row][0].legend(fontsize=8)
+        axes[row][0].set_title(
+            f"{_pass_title(summary['engine'], summary['workers'], summary['run_scale'])}: "
+            f"wrk c={settings['paging']['connections']}, {_durations(settings['paging']['duration_s'])} "
+            f"x {settings['rounds']} rounds",
+            loc="left",
+        )
+    figure.text(
+        0.5,
+        0.005,
+        "runs_page: a page of 20 of a 20-run session; runs_page_long: page 250 of 20 of a 10,000-run session; "
+        "runs_long: all 10,000 runs. AgentOS 3.1.10 ignores limit and page: it answers runs_page_long "
+        "with all 10,000 runs.",
+        ha="center",
+        fontsize=8,
+    )
+    figure.tight_layout(rect=(0, 0.02, 1, 1))
     figure.savefig(path, dpi=100)
 
 

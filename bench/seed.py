@@ -1,7 +1,7 @@
 """The benchmark's data set, written straight into agno's tables (the layout both servers read).
 
-10,000 sessions over 8 users and the three session types; every tenth (bench-00000,
-bench-00010, ...) carries 20 runs with realistic messages (a system prompt, the user's
+10,000 sessions (and bench-long, below) over 8 users and the three session types; every tenth
+(bench-00000, bench-00010, ...) carries 20 runs with realistic messages (a system prompt, the user's
 question, a ~1.5 KB answer, metrics: ~5 KB a run), so every page of the list has some.
 Half the sessions have a stored name; the others' names are derived from their first run.
 ``run_scale`` multiplies the size of each answer, to see how the servers cope as runs grow.
@@ -10,6 +10,10 @@ The same rows, the same JSON, go into a SQLite file (:func:`seed`) or a PostgreS
 Given an ``image`` (an image agno offloaded to a media storage, as a run holds it: see
 offload_media.py), the first run of bench-00000 (an agent session) carries it, in its input and
 its output images, as a run of an agent with a media_storage does: the media operation fetches it.
+One more agent session, bench-long, carries 10,000 runs from the same generator (~5 KB each at run
+scale 1, ~50 MB in all), for the paging operations: a page of it against a page of a 20-run session,
+and all of it. It is the oldest session and has a stored name, so the list operations (the newest
+pages) never meet it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ T0 = 1_750_000_000
 # The session whose first run carries the offloaded image (an agent session with runs: its run
 # input has images, where a workflow run's input is text).
 MEDIA_SESSION = "bench-00000"
+# The long session (an agent session, as the paging operations read it) and its runs.
+LONG_SESSION = "bench-long"
+LONG_RUNS = 10_000
+# Its runs go in by this many at a time: all 10,000 at once would hold ~50 MB of JSON (and
+# several times that in Python objects) on top of the other sessions' runs.
+LONG_BATCH = 1_000
 
 
 def session_id(n: int) -> str:
@@ -120,6 +130,9 @@ def _fill(engine: Engine, schema: str | None, run_scale: int, image: dict | None
         sessions, runs = _rows(run_scale, image)
         db.execute(insert(models.sessions), sessions)
         db.execute(insert(models.runs), runs)
+        db.execute(insert(models.sessions), [_long_session()])
+        for batch in _long_runs(run_scale):
+            db.execute(insert(models.runs), batch)
     engine.dispose()
 
 
@@ -156,21 +169,56 @@ def _rows(run_scale: int, image: dict | None = None) -> tuple[list[dict], list[d
                     # the reference alone, the bytes being in the media storage.
                     run["input"]["images"] = [image]
                     run["images"] = [image]
-                runs.append(
-                    {
-                        "run_id": run["run_id"],
-                        "session_id": sid,
-                        "run_type": kind,
-                        "agent_id": run.get("agent_id"),
-                        "team_id": run.get("team_id"),
-                        "workflow_id": run.get("workflow_id"),
-                        "user_id": user,
-                        "parent_run_id": None,
-                        "status": "COMPLETED",
-                        "run_index": index,
-                        "run_data": run,
-                        "created_at": run["created_at"],
-                        "updated_at": run["created_at"],
-                    }
-                )
+                runs.append(_run_row(run, kind, index))
     return sessions, runs
+
+
+def _run_row(run: dict, kind: str, index: int) -> dict:
+    """A run's row: its columns, which agno writes from the run, and the run as run_data."""
+    return {
+        "run_id": run["run_id"],
+        "session_id": run["session_id"],
+        "run_type": kind,
+        "agent_id": run.get("agent_id"),
+        "team_id": run.get("team_id"),
+        "workflow_id": run.get("workflow_id"),
+        "user_id": run["user_id"],
+        "parent_run_id": None,
+        "status": "COMPLETED",
+        "run_index": index,
+        "run_data": run,
+        "created_at": run["created_at"],
+        "updated_at": run["created_at"],
+    }
+
+
+def _long_session() -> dict:
+    """bench-long's row. Created (and updated) before every other session: the list operations
+    sort newest first and read the first pages, so they never meet it; and its name is stored,
+    so no list derives it from its runs."""
+    return {
+        "session_id": LONG_SESSION,
+        "session_type": "agent",
+        "agent_id": "agent-1",
+        "team_id": None,
+        "workflow_id": None,
+        "user_id": USERS[0],
+        "session_data": {"session_state": {"step": 0, "topic": "benchmark"}, "session_name": "Long session"},
+        "metadata": {"source": "bench", "n": "long"},
+        "created_at": T0 - 1,
+        "updated_at": T0 - 1,
+    }
+
+
+def _long_runs(run_scale: int):
+    """bench-long's runs, LONG_BATCH rows at a time. Their own random generator: the other
+    sessions' rows stay what they were before bench-long was added."""
+    rng = random.Random(11)
+    batch = []
+    for index in range(LONG_RUNS):
+        batch.append(_run_row(_run(LONG_SESSION, "agent", USERS[0], index, rng, run_scale), "agent", index))
+        if len(batch) == LONG_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

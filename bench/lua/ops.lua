@@ -1,9 +1,11 @@
--- One benchmark operation per wrk run: `wrk ... -s ops.lua <url> -- <op> <prefix> [<token> [<media path>]]`.
+-- One benchmark operation per wrk run: `wrk ... -s ops.lua <url> -- <op> <prefix> [<token> [<path>]]`.
 -- Sessions bench-00000..bench-09999 exist; every tenth (bench-00000, bench-00010, ...) has 20 runs,
--- the others none (get_empty reads those).
+-- the others none (get_empty reads those); bench-long has 10,000.
 -- create makes <prefix>-<thread>-<n>; delete removes the same ids in the same order.
--- media fetches <media path> (/sessions/bench-00000/media/<storage key>: the seeded 1 MB image) over
--- and over; its storage key is agno's (session, media id, content hash), so run.py passes it.
+-- media, runs_page, runs_page_long and runs_long fetch one <path> over and over, which run.py
+-- passes (see its FIXED_PATHS): media's is /sessions/bench-00000/media/<storage key> (the seeded
+-- 1 MB image), whose key is agno's (session, media id, content hash); the others are a page of
+-- bench-00000's runs, a page in the middle of bench-long's, and all of bench-long's.
 
 local threads = {}
 
@@ -12,12 +14,12 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local op, prefix, media_path
+local op, prefix, path
 local counter = 0
 local json = { ["Content-Type"] = "application/json" }
 
 function init(args)
-  op, prefix, media_path = args[1], args[2], args[4]
+  op, prefix, path = args[1], args[2], args[4]
   -- With a token, every request carries it (wrk.headers goes with requests that set no headers).
   if args[3] and args[3] ~= "" then
     wrk.headers["Authorization"] = "Bearer " .. args[3]
@@ -53,8 +55,9 @@ function request()
       string.format('{"metadata":{"source":"bench","k":%d}}', counter))
   elseif op == "delete" then
     return wrk.format("DELETE", string.format("/sessions/%s-%d-%d", prefix, id, counter))
-  elseif op == "media" and media_path and media_path ~= "" then
-    return wrk.format("GET", media_path)
+  elseif (op == "media" or op == "runs_page" or op == "runs_page_long" or op == "runs_long")
+      and path and path ~= "" then
+    return wrk.format("GET", path)
   end
   error("unknown op " .. tostring(op))
 end
