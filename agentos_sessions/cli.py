@@ -33,7 +33,16 @@ from agentos_sessions.persistence.database import (
     open_databases,
 )
 from agentos_sessions.persistence.media import MediaUnavailable, check_library, open_media_storages
+from agentos_sessions.persistence.media.references import session_media_keys
 from agentos_sessions.persistence.schema import SchemaMismatch
+from agentos_sessions.persistence.store import (
+    count_runs,
+    count_stale,
+    delete_sessions_by_id,
+    now,
+    runs_with_media,
+    stale_sessions,
+)
 from agentos_sessions.settings import MediaStorageSettings, Settings, SettingsError
 
 logger = logging.getLogger("agentos_sessions")
@@ -51,18 +60,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.spec, args.database_url)
     try:
         settings = settings_from(os.environ, args.database_url, getattr(args, "media_storage", None))
+        if args.command == "prune" and args.delete_media:
+            missing = [db_id for db_id in settings.databases if settings.media_storage_of(db_id) is None]
+            if missing:
+                raise SettingsError(
+                    f"--delete-media: no media storage is configured for {', '.join(map(repr, missing))} "
+                    "(AGENTOS_SESSIONS_MEDIA_STORAGE, or media_storage in AGENTOS_SESSIONS_DATABASES)"
+                )
         # Unusable key material or a missing database driver or storage library stops us before we listen.
         security.authenticator(settings.security)
         for db_id, database in settings.databases.items():
             check_driver(database)
-            if args.command == "serve" and (media := settings.media_storage_of(db_id)):
+            wants_media = args.command == "serve" or (args.command == "prune" and args.delete_media)
+            if wants_media and (media := settings.media_storage_of(db_id)):
                 check_library(media)
         # A port we cannot listen on, before the databases are touched.
         if args.command == "serve" and (problem := server.listen_problem(args.host, args.port)):
             print(f"agentos-sessions: {problem}", file=sys.stderr)
             return 1
         # A media storage that cannot be read too.
-        if args.command == "serve":
+        if args.command == "serve" or (args.command == "prune" and args.delete_media):
             _probe_media_storages(settings)
         # Tables this version cannot use stop us too; otherwise they are brought up to date once,
         # here, before any worker process starts.
@@ -84,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cause = error.__cause__ if isinstance(error, DatabaseUnavailable) and error.__cause__ else error
         print(f"agentos-sessions: cannot reach the database: {getattr(cause, 'orig', None) or cause}", file=sys.stderr)
         return 1
+    if args.command == "prune":
+        return asyncio.run(_prune(settings, args))
     if args.command == "migrate":
         for db_id, (before, after) in migrated.items():
             if before == after:
@@ -159,6 +178,28 @@ def _parser() -> argparse.ArgumentParser:
         help="create or upgrade the tables (serve does it too); adopts tables agno made as they are",
     )
     migrate_command.add_argument("--database-url", help="SQLAlchemy URL of the database (as for serve)")
+    prune_command = commands.add_parser(
+        "prune",
+        help="delete the sessions (and their runs) not updated for a while, in batches, while servers run",
+    )
+    prune_command.add_argument(
+        "--older-than",
+        type=_age,
+        required=True,
+        metavar="AGE",
+        help="sessions last updated (else created) longer ago than this: 30d, 12h, 90m, 3600s, 2w",
+    )
+    prune_command.add_argument("--database-url", help="SQLAlchemy URL of the database (as for serve)")
+    prune_command.add_argument("--type", choices=("agent", "team", "workflow"), help="only sessions of this type")
+    prune_command.add_argument("--user-id", help="only this user's sessions")
+    prune_command.add_argument("--component-id", help="only the sessions of this agent, team or workflow")
+    prune_command.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
+    prune_command.add_argument(
+        "--delete-media", action="store_true", help="also delete the media their runs offloaded (needs a media storage)"
+    )
+    prune_command.add_argument(
+        "--batch-size", type=_workers, default=500, help="sessions per transaction (default 500)"
+    )
     check_command = commands.add_parser(
         "check",
         help="check that openapi.yaml is valid, that each operation has a handler that takes its parameters, "
@@ -177,6 +218,17 @@ def _port(value: str) -> int:
     return int(value)
 
 
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _age(value: str) -> int:
+    """An age such as 30d, in seconds."""
+    number, unit = value[:-1], value[-1:]
+    if not (number.isascii() and number.isdigit() and unit in _AGE_UNITS) or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"must be a number and a unit (s, m, h, d, w), as 30d, not {value!r}")
+    return int(number) * _AGE_UNITS[unit]
+
+
 def _workers(value: str) -> int:
     if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value!r}")
@@ -191,6 +243,52 @@ async def _migrate_all(settings: Settings) -> dict[str, tuple[str | None, str]]:
     finally:
         for database in databases.values():
             await database.close()
+
+
+async def _prune(settings: Settings, args) -> int:
+    """``agentos-sessions prune``: each database's stale sessions deleted ``--batch-size`` at a time,
+    one transaction each, so that the writers of running servers wait for one batch at most."""
+    cutoff = now() - args.older_than
+    filters = {"session_type": args.type, "user_id": args.user_id, "component_id": args.component_id}
+    storages = open_media_storages(settings) if args.delete_media else {}
+    databases = open_databases(settings)
+    try:
+        for db_id, database in databases.items():
+            if args.dry_run:
+                sessions, runs = await database.run(count_stale, cutoff, **filters)
+                print(f"agentos-sessions prune: database {db_id!r}: would delete {sessions} sessions ({runs} runs)")
+                continue
+            storage = storages.get(db_id)
+            sessions = runs = objects = 0
+            while True:
+                deleted, deleted_runs, keys = await database.run(
+                    _prune_batch, cutoff, filters, args.batch_size, storage and storage.settings, write=True
+                )
+                if keys:
+                    objects += await asyncio.to_thread(storage.delete, keys)
+                sessions, runs = sessions + deleted, runs + deleted_runs
+                if deleted < args.batch_size:
+                    break
+                # Room for other writers between batches.
+                await asyncio.sleep(0.01)
+            media = f", {objects} media objects" if args.delete_media else ""
+            print(f"agentos-sessions prune: database {db_id!r}: deleted {sessions} sessions ({runs} runs{media})")
+    finally:
+        for database in databases.values():
+            await database.close()
+    return 0
+
+
+def _prune_batch(db, m, cutoff, filters, batch_size, media):
+    """One batch: the oldest stale sessions deleted with their runs; (sessions, runs, media keys)."""
+    session_ids = stale_sessions(db, m, cutoff, limit=batch_size, **filters)
+    runs = count_runs(db, m, session_ids)
+    keys = []
+    if media is not None:
+        for session_id, (session_type, session_runs) in runs_with_media(db, m, session_ids).items():
+            keys += session_media_keys(session_runs, session_id, media, workflow=session_type == "workflow")
+    delete_sessions_by_id(db, m, session_ids)
+    return len(session_ids), runs, list(dict.fromkeys(keys))
 
 
 def _check(spec: Path | None, database_url: str | None) -> int:

@@ -632,6 +632,53 @@ def delete_sessions_by_id(db: Connection, m: Models, session_ids: Sequence[str])
     return len(session_ids)
 
 
+def stale_sessions(
+    db: Connection,
+    m: Models,
+    cutoff: int,
+    *,
+    session_type: str | None = None,
+    user_id: str | None = None,
+    component_id: str | None = None,
+    limit: int | None = None,
+) -> list[str]:
+    """The ids of sessions last updated (else created) before ``cutoff`` (Unix seconds) that
+    match the filters, oldest first, at most ``limit`` of them."""
+    S = m.sessions
+    statement = select(S.c.session_id).where(*_stale(m, cutoff, session_type, user_id, component_id))
+    statement = statement.order_by(S.c.updated_at, S.c.session_id)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list(db.execute(statement).scalars())
+
+
+def count_stale(db: Connection, m: Models, cutoff: int, **filters: Any) -> tuple[int, int]:
+    """How many sessions :func:`stale_sessions` would give, and how many runs they have."""
+    S, R = m.sessions, m.runs
+    stale = select(S.c.session_id).where(*_stale(m, cutoff, **filters))
+    sessions = db.execute(select(func.count()).select_from(stale.subquery())).scalar()
+    runs = db.execute(select(func.count()).select_from(R).where(R.c.session_id.in_(stale))).scalar()
+    return sessions, runs
+
+
+def _stale(m: Models, cutoff: int, session_type=None, user_id=None, component_id=None) -> list:
+    S = m.sessions
+    where = [or_(S.c.updated_at < cutoff, (S.c.updated_at.is_(None)) & (S.c.created_at < cutoff))]
+    if session_type is not None:
+        where.append(S.c.session_type == session_type)
+    if user_id is not None:
+        where.append(S.c.user_id == user_id)
+    if component_id is not None:
+        where.append(or_(*(S.c[f"{kind}_id"] == component_id for kind in ("agent", "team", "workflow"))))
+    return where
+
+
+def count_runs(db: Connection, m: Models, session_ids: Sequence[str]) -> int:
+    R = m.runs
+    statement = select(func.count()).select_from(R).where(R.c.session_id.in_(list(session_ids)))
+    return db.execute(statement).scalar() if session_ids else 0
+
+
 def delete_owned_session(db: Connection, m: Models, session_id: str, *, user_id: str | None = None) -> bool:
     """Delete a session and its runs unless it belongs to another user than ``user_id``.
 
