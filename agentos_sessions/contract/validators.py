@@ -291,7 +291,8 @@ class JSONBody(AbstractRequestBodyValidator):
 
     async def _parse(self, stream, scope) -> Any:
         raw = b"".join([chunk async for chunk in stream])
-        if not raw.strip():
+        # FastAPI's rule: only an empty body is absent; whitespace is JSON that does not parse.
+        if not raw:
             return _ABSENT
         if not any(name == b"content-type" for name, _ in scope["headers"]):
             # Without a Content-Type the body is not JSON, just text: FastAPI's answer, kept.

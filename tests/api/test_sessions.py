@@ -958,3 +958,25 @@ def test_an_escaped_backslash_before_u0000_is_plain_text(client):
     body = b'{"session_id": "t", "session_state": {"path": "C:\\\\u0000"}}'
     response = client.post("/sessions", content=body, headers={"Content-Type": "application/json"})
     assert (response.status_code, response.json()["session_state"]) == (201, {"path": "C:\\u0000"})
+
+
+@pytest.mark.parametrize("body", [b"\n", b" ", b"\t\r\n"])
+def test_a_whitespace_body_is_json_that_does_not_parse_as_in_agentos(client, database, body):
+    """FastAPI takes only an empty body for an absent one: AgentOS 3.1.10 answers this 422."""
+    response = client.post("/sessions", content=body, headers={"Content-Type": "application/json"})
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "detail": [
+                {
+                    "type": "json_invalid",
+                    "loc": ["body", len(body)],
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": "Expecting value"},
+                }
+            ]
+        },
+    )
+    with database.unit_of_work() as db:
+        assert db.execute(select(func.count()).select_from(database.models.sessions)).scalar() == 0
