@@ -518,7 +518,7 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
-def _wrk(
+def _wrk_command(
     wrk: str,
     server: dict,
     op: str,
@@ -527,8 +527,9 @@ def _wrk(
     connections: int,
     path: str = "",
     timeout: int = WRK_TIMEOUT,
-) -> dict:
-    command = [
+) -> list[str]:
+    """wrk's command line for one run of ``op`` against ``server`` (ops.lua's arguments after ``--``)."""
+    return [
         wrk,
         # Two threads, or one for a single connection (wrk wants a connection per thread).
         f"-t{min(2, connections)}",
@@ -545,6 +546,19 @@ def _wrk(
         server["token"],
         path,
     ]
+
+
+def _wrk(
+    wrk: str,
+    server: dict,
+    op: str,
+    prefix: str,
+    duration: int,
+    connections: int,
+    path: str = "",
+    timeout: int = WRK_TIMEOUT,
+) -> dict:
+    command = _wrk_command(wrk, server, op, prefix, duration, connections, path, timeout)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
     spread, peak = None, 0.0

@@ -14,12 +14,18 @@ One more agent session, bench-long, carries 10,000 runs from the same generator 
 scale 1, ~50 MB in all), for the paging operations: a page of it against a page of a 20-run session,
 and all of it. It is the oldest session and has a stored name, so the list operations (the newest
 pages) never meet it.
+
+The prune benchmark (prune.py) has a data set of its own (:func:`seed_prune`,
+:func:`seed_prune_postgresql`): STALE_SESSIONS sessions last updated STALE_AGE_DAYS days ago, every
+tenth with STALE_RUNS runs, which `agentos-sessions prune --older-than 30d` deletes, among the
+10,000 sessions above (without bench-long), last updated in the past few hours, which it keeps.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, insert
@@ -42,6 +48,11 @@ LONG_RUNS = 10_000
 # Its runs go in by this many at a time: all 10,000 at once would hold ~50 MB of JSON (and
 # several times that in Python objects) on top of the other sessions' runs.
 LONG_BATCH = 1_000
+# The prune benchmark's stale sessions (stale-000000, ...), and how many go in at a time.
+STALE_SESSIONS = 100_000
+STALE_AGE_DAYS = 60
+STALE_RUNS = 2
+STALE_BATCH = 10_000
 
 
 def session_id(n: int) -> str:
@@ -222,3 +233,74 @@ def _long_runs(run_scale: int):
             batch = []
     if batch:
         yield batch
+
+
+def seed_prune(path: Path, stale: int = STALE_SESSIONS) -> None:
+    """Create the SQLite file ``path`` with agno's tables and the prune benchmark's data set."""
+    path.unlink(missing_ok=True)
+    _fill_prune(create_engine(f"sqlite:///{path}", json_serializer=json.dumps), None, stale)
+
+
+def seed_prune_postgresql(url: str, schema: str = DEFAULT_PG_SCHEMA, stale: int = STALE_SESSIONS) -> None:
+    """The same in the empty PostgreSQL database at ``url``, then VACUUM ANALYZEd (as seed_postgresql)."""
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"), json_serializer=json.dumps)
+    _fill_prune(engine, schema, stale)
+    autocommit = create_engine(engine.url, isolation_level="AUTOCOMMIT")
+    with autocommit.connect() as db:
+        db.exec_driver_sql("VACUUM ANALYZE")
+    autocommit.dispose()
+
+
+def _fill_prune(engine: Engine, schema: str | None, stale: int) -> None:
+    models = models_for("agno_sessions", "agno_runs", schema)
+    # Timestamps relative to now: prune's cutoff is (now - its age).
+    now = int(time.time())
+    with engine.begin() as db:
+        migrations.upgrade(db, models, "0001")
+        # The usual 10,000 sessions, as fresh ones: last updated a second apart, the newest now.
+        sessions, runs = _rows(1)
+        for n, session in enumerate(sessions):
+            session["created_at"] = session["updated_at"] = now - (SESSIONS - n)
+        db.execute(insert(models.sessions), sessions)
+        db.execute(insert(models.runs), runs)
+        for sessions, runs in _stale_rows(stale, now - STALE_AGE_DAYS * 86_400):
+            db.execute(insert(models.sessions), sessions)
+            if runs:
+                db.execute(insert(models.runs), runs)
+    engine.dispose()
+
+
+def _stale_rows(count: int, newest: int):
+    """The stale sessions and their runs, STALE_BATCH sessions at a time: sessions like _rows's
+    (types, users, names, state), last updated a second apart, the newest at ``newest``; every
+    RUNS_EVERY-th with STALE_RUNS runs of the usual ~5 KB. Their own random generator."""
+    rng = random.Random(13)
+    kinds = ("agent", "team", "workflow")
+    sessions, runs = [], []
+    for n in range(count):
+        sid, kind, user = f"stale-{n:06d}", kinds[n % 3], USERS[n % len(USERS)]
+        data = {"session_state": {"step": n % 7, "topic": "stale"}}
+        if n % 4 < 2:
+            data["session_name"] = f"Stale session {n}"
+        updated = newest - (count - n)
+        sessions.append(
+            {
+                "session_id": sid,
+                "session_type": kind,
+                "agent_id": f"{kind}-1" if kind == "agent" else None,
+                "team_id": f"{kind}-1" if kind == "team" else None,
+                "workflow_id": f"{kind}-1" if kind == "workflow" else None,
+                "user_id": user,
+                "session_data": data,
+                "metadata": {"source": "bench-prune", "n": n},
+                "created_at": updated,
+                "updated_at": updated,
+            }
+        )
+        if n % RUNS_EVERY == 0:
+            runs += [_run_row(_run(sid, kind, user, index, rng, 1), kind, index) for index in range(STALE_RUNS)]
+        if len(sessions) == STALE_BATCH:
+            yield sessions, runs
+            sessions, runs = [], []
+    if sessions:
+        yield sessions, runs
