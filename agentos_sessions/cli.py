@@ -33,14 +33,13 @@ from agentos_sessions.persistence.database import (
     open_databases,
 )
 from agentos_sessions.persistence.media import MediaUnavailable, check_library, open_media_storages
-from agentos_sessions.persistence.media.references import session_media_keys
 from agentos_sessions.persistence.schema import SchemaMismatch
 from agentos_sessions.persistence.store import (
     count_runs,
     count_stale,
     delete_sessions_by_id,
+    media_keys,
     now,
-    runs_with_media,
     stale_sessions,
 )
 from agentos_sessions.settings import MediaStorageSettings, Settings, SettingsError
@@ -283,12 +282,9 @@ def _prune_batch(db, m, cutoff, filters, batch_size, media):
     """One batch: the oldest stale sessions deleted with their runs; (sessions, runs, media keys)."""
     session_ids = stale_sessions(db, m, cutoff, limit=batch_size, **filters)
     runs = count_runs(db, m, session_ids)
-    keys = []
-    if media is not None:
-        for session_id, (session_type, session_runs) in runs_with_media(db, m, session_ids).items():
-            keys += session_media_keys(session_runs, session_id, media, workflow=session_type == "workflow")
+    keys = media_keys(db, m, session_ids, media) if media is not None else []
     delete_sessions_by_id(db, m, session_ids)
-    return len(session_ids), runs, list(dict.fromkeys(keys))
+    return len(session_ids), runs, keys
 
 
 def _check(spec: Path | None, database_url: str | None) -> int:

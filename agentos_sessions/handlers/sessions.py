@@ -17,9 +17,8 @@ from agentos_sessions.errors import BadRequest, Conflict, NotFound, Precondition
 from agentos_sessions.handlers import views
 from agentos_sessions.handlers.targets import media_storage_of, resolve_database
 from agentos_sessions.persistence import store
-from agentos_sessions.persistence.media import MediaStorage, references
+from agentos_sessions.persistence.media import MediaStorage
 from agentos_sessions.security import current_caller
-from agentos_sessions.settings import MediaStorageSettings
 
 logger = logging.getLogger("agentos_sessions")
 
@@ -441,7 +440,7 @@ def _delete_session(db, m, session_id, if_match, *, user_id, media):
         row, _runs, current = _locked(db, m, session_id, user_id=user_id, if_match=if_match)
         if row is not None and not current:
             return None, []
-    keys = _media_keys(db, m, [session_id], media) if media else []
+    keys = store.media_keys(db, m, [session_id], media) if media else []
     if not store.delete_owned_session(db, m, session_id, user_id=user_id):
         return False, []
     return True, keys
@@ -475,18 +474,9 @@ def _delete_sessions(db, m, session_ids, *, user_id, media):
     """Delete the sessions (those of ``user_id``, if given); the keys of the media they offloaded
     to ``media``, read before their runs are deleted."""
     session_ids = store.existing_sessions(db, m, session_ids, user_id=user_id)
-    keys = _media_keys(db, m, session_ids, media) if media else []
+    keys = store.media_keys(db, m, session_ids, media) if media else []
     store.delete_sessions_by_id(db, m, session_ids)
     return keys
-
-
-def _media_keys(db, m, session_ids, media: MediaStorageSettings) -> list[str]:
-    """The keys of the objects these sessions' runs offloaded to ``media`` (not those a run
-    inherited from another session), each once."""
-    keys = []
-    for session_id, (session_type, runs) in store.runs_with_media(db, m, session_ids).items():
-        keys += references.session_media_keys(runs, session_id, media, workflow=session_type == "workflow")
-    return list(dict.fromkeys(keys))
 
 
 async def _delete_media(storage: MediaStorage | None, keys: list[str]) -> None:

@@ -36,7 +36,9 @@ from sqlalchemy import (
 from sqlalchemy import update as update_statement
 from sqlalchemy.dialects.postgresql import JSON, aggregate_order_by
 
+from agentos_sessions.persistence.media import references
 from agentos_sessions.persistence.models import Models
+from agentos_sessions.settings import MediaStorageSettings
 
 SessionRow = Row[Any]
 
@@ -286,6 +288,15 @@ def insert_runs(db: Connection, m: Models, rows: Sequence[dict[str, Any]]) -> No
     """Add run rows (every column given), a few hundred per statement."""
     for first in range(0, len(rows), _INSERT_BATCH):
         db.execute(m.runs.insert().values(list(rows[first : first + _INSERT_BATCH])))
+
+
+def media_keys(db: Connection, m: Models, session_ids: Sequence[str], media: MediaStorageSettings) -> list[str]:
+    """The keys of the objects these sessions' runs offloaded to ``media`` (not those a run
+    inherited from another session), each once: what deleting them with their media deletes."""
+    keys = []
+    for session_id, (session_type, runs) in runs_with_media(db, m, session_ids).items():
+        keys += references.session_media_keys(runs, session_id, media, workflow=session_type == "workflow")
+    return list(dict.fromkeys(keys))
 
 
 def has_runs(db: Connection, m: Models, session_id: str) -> bool:
