@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.servers import command, free_port, wait_until_listening
+from tests.servers import command, free_port, stop, wait_until_listening
 
 # boto3's credential chain, for tests only: moto accepts any key; nothing is read from ~/.aws.
 S3_ENVIRONMENT = {
@@ -31,12 +31,7 @@ def _started(arguments: list[str], port: int, log: Path) -> Iterator[str]:
         wait_until_listening(process, port, log)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @contextmanager

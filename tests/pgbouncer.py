@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
-from tests.servers import free_port, wait_until_listening
+from tests.servers import free_port, stop, wait_until_listening
 
 POOL_MODES = ("transaction", "session")
 
@@ -56,10 +56,5 @@ def pgbouncer(server_url: str, pool_mode: str) -> Iterator[str]:
         wait_until_listening(process, port, log, seconds=10)
         yield target.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         shutil.rmtree(directory, ignore_errors=True)

@@ -39,6 +39,16 @@ def wait_until_listening(process: subprocess.Popen, port: int, log: Path, *, sec
             time.sleep(0.05)
 
 
+def stop(process: subprocess.Popen) -> None:
+    """End ``process``: SIGTERM, then SIGKILL if it has not ended within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def command(name: str) -> str:
     """The path of one of the package's console scripts, as installed beside this Python."""
     executable = shutil.which(name, path=os.path.dirname(sys.executable))
