@@ -29,7 +29,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -182,6 +182,19 @@ async def _execute(connection: AsyncConnection, statement: ClauseElement, parame
     return Result(rows, cursor.rowcount)
 
 
+async def _execute_many(
+    connection: AsyncConnection, statement: ClauseElement, parameter_sets: Sequence[Mapping[str, Any]]
+) -> Result:
+    if not parameter_sets:
+        return Result([], 0)
+    statement_ = compiled(statement, tuple(parameter_sets[0]))
+    if sql_logger.isEnabledFor(logging.DEBUG):
+        sql_logger.debug("%s (%d parameter sets)", statement_.sql, len(parameter_sets))
+    cursor = connection.cursor()
+    await cursor.executemany(statement_.sql, [statement_.parameters(given) for given in parameter_sets])
+    return Result([], cursor.rowcount)
+
+
 class StatementRunner:
     """The connection a store function gets on PostgreSQL: ``execute`` runs a SQLAlchemy Core
     statement with psycopg, blocking the store function's greenlet, not the event loop."""
@@ -192,7 +205,13 @@ class StatementRunner:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
-    def execute(self, statement: ClauseElement, parameters: Mapping[str, Any] | None = None) -> Result:
+    def execute(
+        self, statement: ClauseElement, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+    ) -> Result:
+        """Run the statement; with a list of parameter sets, once per set, as SQLAlchemy's
+        executemany (psycopg sends them in one pipeline)."""
+        if isinstance(parameters, Sequence):
+            return await_(_execute_many(self.connection, statement, parameters))
         return await_(_execute(self.connection, statement, parameters or {}))
 
 

@@ -280,14 +280,10 @@ def run_rows(db: Connection, m: Models, session_id: str) -> list[dict[str, Any]]
     return [row._asdict() for row in db.execute(statement)]
 
 
-# Rows per INSERT: 13 parameters each, well within PostgreSQL's 65,535 per statement.
-_INSERT_BATCH = 500
-
-
 def insert_runs(db: Connection, m: Models, rows: Sequence[dict[str, Any]]) -> None:
-    """Add run rows (every column given), a few hundred per statement."""
-    for first in range(0, len(rows), _INSERT_BATCH):
-        db.execute(m.runs.insert().values(list(rows[first : first + _INSERT_BATCH])))
+    """Add run rows (every column given): one statement, run once per row (executemany)."""
+    if rows:
+        db.execute(m.runs.insert(), list(rows))
 
 
 def media_keys(db: Connection, m: Models, session_ids: Sequence[str], media: MediaStorageSettings) -> list[str]:
