@@ -1,4 +1,4 @@
-"""The ``agentos-sessions`` command: serve, migrate, check.
+"""The ``agentos-sessions`` command: serve, migrate, prune, copy, check.
 
 Exit codes: 0 done; 1 the environment stopped us (a port in use, a database that cannot be
 reached or is locked, a mismatch found by ``check``); 2 the configuration is wrong (a bad flag,
@@ -14,23 +14,30 @@ import ipaddress
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError
+from tqdm import tqdm
 
 from agentos_sessions import checks, security, server
 from agentos_sessions.app import create_app
 from agentos_sessions.contract.spec import CONTRACT
 from agentos_sessions.observability import LOG_FORMAT, AlembicContextLines
+from agentos_sessions.persistence import transfer
 from agentos_sessions.persistence.database import (
     DatabaseBusy,
     DatabaseUnavailable,
     SQLiteDatabase,
     check_driver,
     migrate,
+    open_database,
     open_databases,
+    psycopg_url,
+    table_schema,
 )
 from agentos_sessions.persistence.media import MediaUnavailable, check_library, open_media_storages
 from agentos_sessions.persistence.schema import SchemaMismatch
@@ -42,7 +49,7 @@ from agentos_sessions.persistence.store import (
     now,
     stale_sessions,
 )
-from agentos_sessions.settings import MediaStorageSettings, Settings, SettingsError
+from agentos_sessions.settings import DatabaseSettings, MediaStorageSettings, Settings, SettingsError
 
 logger = logging.getLogger("agentos_sessions")
 
@@ -57,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=[text])
     if args.command == "check":
         return _check(args.spec, args.database_url)
+    if args.command == "copy":
+        return _copy(args)
     try:
         settings = settings_from(os.environ, args.database_url, getattr(args, "media_storage", None))
         if args.command == "prune" and args.delete_media:
@@ -199,6 +208,33 @@ def _parser() -> argparse.ArgumentParser:
     prune_command.add_argument(
         "--batch-size", type=_workers, default=500, help="sessions per transaction (default 500)"
     )
+    copy_command = commands.add_parser(
+        "copy",
+        help="copy sessions and their runs to another database: new rows added, rows changed more recently "
+        "in the source updated, none deleted; run it again to copy what changed since",
+    )
+    copy_command.add_argument("--from", dest="source", required=True, metavar="URL", help="SQLAlchemy URL to copy from")
+    copy_command.add_argument(
+        "--to", dest="target", required=True, metavar="URL", help="SQLAlchemy URL to copy to (migrated first)"
+    )
+    for side in ("from", "to"):
+        copy_command.add_argument(
+            f"--{side}-schema",
+            metavar="SCHEMA",
+            help=f"PostgreSQL: the schema of the tables to copy {side} (default: $AGENTOS_SESSIONS_DB_SCHEMA, "
+            "else agno's ai)",
+        )
+    copy_command.add_argument("--type", choices=("agent", "team", "workflow"), help="only sessions of this type")
+    copy_command.add_argument("--user-id", help="only this user's sessions")
+    copy_command.add_argument("--component-id", help="only the sessions of this agent, team or workflow")
+    copy_command.add_argument(
+        "--updated-since",
+        type=_since,
+        metavar="WHEN",
+        help="only sessions last updated (else created) since then: a date or time (2026-11-01, "
+        "2026-11-01T08:00:00+01:00; UTC unless it says) or an age (7d, 12h)",
+    )
+    copy_command.add_argument("--batch-size", type=_workers, default=500, help="sessions per transaction (default 500)")
     check_command = commands.add_parser(
         "check",
         help="check that openapi.yaml is valid, that each operation has a handler that takes its parameters, "
@@ -226,6 +262,21 @@ def _age(value: str) -> int:
     if not (number.isascii() and number.isdigit() and unit in _AGE_UNITS) or int(number) < 1:
         raise argparse.ArgumentTypeError(f"must be a number and a unit (s, m, h, d, w), as 30d, not {value!r}")
     return int(number) * _AGE_UNITS[unit]
+
+
+def _since(value: str) -> int:
+    """A point in time, in Unix seconds: an ISO 8601 date or time (UTC unless it says), or an age."""
+    try:
+        return now() - _age(value)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a date or time (2026-11-01, 2026-11-01T08:00:00Z) or an age (7d), not {value!r}"
+        ) from None
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
 
 
 def _workers(value: str) -> int:
@@ -285,6 +336,149 @@ def _prune_batch(db, m, cutoff, filters, batch_size, media):
     keys = media_keys(db, m, session_ids, media) if media is not None else []
     delete_sessions_by_id(db, m, session_ids)
     return len(session_ids), runs, keys
+
+
+def _copy(args) -> int:
+    """``agentos-sessions copy``: exit 0 when every matching row is in the target, as recent as the
+    source's; 1 when some are not (or a database cannot be reached); 2 on bad settings."""
+    try:
+        source = _one_database(args.source, args.from_schema)
+        target = _one_database(args.target, args.to_schema)
+        for database in (source, target):
+            check_driver(database)
+        if _same_tables(source, target):
+            raise SettingsError("--from and --to name the same tables")
+        problems = transfer.source_problems(source)
+    except SettingsError as error:
+        print(f"agentos-sessions: {error}", file=sys.stderr)
+        return 2
+    except (OperationalError, OSError) as error:
+        print(
+            f"agentos-sessions: cannot reach the database to copy from: {getattr(error, 'orig', None) or error}",
+            file=sys.stderr,
+        )
+        return 1
+    if problems:
+        print(f"agentos-sessions: cannot copy from {_shown(source)}: {'; '.join(problems)}", file=sys.stderr)
+        return 2
+    filters = transfer.Filters(args.type, args.user_id, args.component_id, args.updated_since)
+    try:
+        return asyncio.run(_copy_between(source, target, filters, args.batch_size))
+    except KeyboardInterrupt:
+        print(
+            "agentos-sessions copy: interrupted; what was copied stays: run the same command again to finish",
+            file=sys.stderr,
+        )
+        return 130
+    except SchemaMismatch as error:
+        print(f"agentos-sessions: {error}", file=sys.stderr)
+        return 2
+    except (DatabaseUnavailable, OperationalError, OSError) as error:
+        cause = error.__cause__ if isinstance(error, DatabaseUnavailable) and error.__cause__ else error
+        print(f"agentos-sessions: cannot reach the database: {getattr(cause, 'orig', None) or cause}", file=sys.stderr)
+        return 1
+
+
+async def _copy_between(
+    source_settings: DatabaseSettings, target_settings: DatabaseSettings, filters: transfer.Filters, batch_size: int
+) -> int:
+    # No deadline on units of work: a batch may hold a large session.
+    source = open_database("source", source_settings, timeout=None)
+    target = open_database("target", target_settings, timeout=None)
+    try:
+        await target.migrate()
+        sessions, runs = await transfer.count_matching(source, filters)
+        print(
+            f"agentos-sessions copy: {sessions:,} sessions ({runs:,} runs) to copy from {_shown(source_settings)} "
+            f"to {_shown(target_settings)}"
+        )
+        # A progress bar on a terminal only; tqdm draws on stderr.
+        with tqdm(total=sessions, unit=" sessions", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+            runs_done = 0
+
+            def progress(batch_sessions: int, batch_runs: int) -> None:
+                nonlocal runs_done
+                runs_done += batch_runs
+                bar.set_postfix_str(f"{runs_done:,} runs", refresh=False)
+                bar.update(batch_sessions)
+
+            report = await transfer.copy_sessions(source, target, filters, batch_size=batch_size, progress=progress)
+        print(
+            "agentos-sessions copy: copied "
+            + " and ".join(
+                f"{tally.total:,} {kind} ({tally.new:,} new, {tally.updated:,} updated, {tally.skipped:,} skipped: "
+                "as recent in the target)"
+                for kind, tally in zip(("sessions", "runs"), (report.sessions, report.runs), strict=True)
+            )
+        )
+        _print_some(
+            f"run {run_id!r} not copied: its run_id is session {session_id!r}'s in the target"
+            for run_id, session_id in report.foreign_runs.items()
+        )
+        _print_some(
+            f"session {session_id!r} not copied: the target refused it: {reason}"
+            for session_id, reason in report.refused.items()
+        )
+        found = await transfer.verify(source, target, filters, batch_size=batch_size)
+    finally:
+        await source.close()
+        await target.close()
+    if not found.differences:
+        print(
+            f"agentos-sessions copy: verified: the target holds the {found.sessions:,} sessions and {found.runs:,} "
+            "runs that match in the source, each as recent as the source's"
+        )
+        return 0
+    print(
+        f"agentos-sessions copy: not verified: of the {found.sessions:,} sessions and {found.runs:,} runs that match "
+        f"in the source, {found.differences:,} are missing from the target or older there",
+        file=sys.stderr,
+    )
+    for kind, keys in (
+        ("sessions missing", found.missing_sessions),
+        ("sessions older", found.older_sessions),
+        ("runs missing", found.missing_runs),
+        ("runs older", found.older_runs),
+    ):
+        if keys:
+            print(f"  {kind}, such as: {', '.join(keys)}", file=sys.stderr)
+    print(
+        "  (rows refused by the target are reported above; rows changed in the source during the copy are copied by "
+        "running it again)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _print_some(problems: Iterable[str], shown: int = 5) -> None:
+    """The first few problems on stderr, and how many more there are."""
+    problems = list(problems)
+    for problem in problems[:shown]:
+        print(f"agentos-sessions copy: {problem}", file=sys.stderr)
+    if len(problems) > shown:
+        print(f"agentos-sessions copy: ... and {len(problems) - shown:,} more like these", file=sys.stderr)
+
+
+def _one_database(url: str, db_schema: str | None) -> DatabaseSettings:
+    """The database at ``url``, with the environment's table names and, if given, this schema."""
+    (database,) = settings_from(os.environ, url).databases.values()
+    return database if db_schema is None else replace(database, db_schema=db_schema)
+
+
+def _same_tables(one: DatabaseSettings, other: DatabaseSettings) -> bool:
+    urls = [make_url(settings.url) for settings in (one, other)]
+    if all(url.get_backend_name() == "sqlite" for url in urls):
+        files = [Path(url.database).resolve() for url in urls if url.database not in (None, "", ":memory:")]
+        same_place = len(files) == 2 and files[0] == files[1]
+    else:
+        same_place = psycopg_url(urls[0]).set(password=None) == psycopg_url(urls[1]).set(password=None) and (
+            table_schema(one) == table_schema(other)
+        )
+    return same_place and one.session_table == other.session_table
+
+
+def _shown(settings: DatabaseSettings) -> str:
+    return make_url(settings.url).render_as_string(hide_password=True)
 
 
 def _check(spec: Path | None, database_url: str | None) -> int:
