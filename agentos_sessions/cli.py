@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 from tqdm import tqdm
 
 from agentos_sessions import checks, security, server
@@ -52,6 +52,9 @@ from agentos_sessions.persistence.store import (
 from agentos_sessions.settings import DatabaseSettings, MediaStorageSettings, Settings, SettingsError
 
 logger = logging.getLogger("agentos_sessions")
+# Seconds a unit of work of `copy` may take (a batch holds up to 8 MB of runs): a database server
+# that stops answering stops the copy, which can be run again.
+COPY_TIMEOUT = 300.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatabaseUnavailable, OperationalError, OSError) as error:
         cause = error.__cause__ if isinstance(error, DatabaseUnavailable) and error.__cause__ else error
         print(f"agentos-sessions: cannot reach the database: {getattr(cause, 'orig', None) or cause}", file=sys.stderr)
+        return 1
+    except DatabaseError as error:  # e.g. a file that is not a SQLite database
+        print(f"agentos-sessions: cannot use the database: {error.orig}", file=sys.stderr)
         return 1
     if args.command == "prune":
         return asyncio.run(_prune(settings, args))
@@ -256,20 +262,24 @@ def _port(value: str) -> int:
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+# The oldest age: before it, Unix time is negative (and in SQLite's integers, out of reach).
+_LONGEST_AGE = 50 * 365 * 86400
+
+
 def _age(value: str) -> int:
     """An age such as 30d, in seconds."""
     number, unit = value[:-1], value[-1:]
     if not (number.isascii() and number.isdigit() and unit in _AGE_UNITS) or int(number) < 1:
         raise argparse.ArgumentTypeError(f"must be a number and a unit (s, m, h, d, w), as 30d, not {value!r}")
+    if int(number) * _AGE_UNITS[unit] > _LONGEST_AGE:
+        raise argparse.ArgumentTypeError(f"must be at most 50 years, not {value!r}")
     return int(number) * _AGE_UNITS[unit]
 
 
 def _since(value: str) -> int:
     """A point in time, in Unix seconds: an ISO 8601 date or time (UTC unless it says), or an age."""
-    try:
+    if value[-1:] in _AGE_UNITS and value[:-1].isascii() and value[:-1].isdigit():
         return now() - _age(value)
-    except argparse.ArgumentTypeError:
-        pass
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
@@ -339,30 +349,17 @@ def _prune_batch(db, m, cutoff, filters, batch_size, media):
 
 
 def _copy(args) -> int:
-    """``agentos-sessions copy``: exit 0 when every matching row is in the target, as recent as the
-    source's; 1 when some are not (or a database cannot be reached); 2 on bad settings."""
+    """``agentos-sessions copy``: exit 0 when every matching row is in the target, the same or more
+    recent; 1 when some are not, or a database failed; 2 on bad settings."""
     try:
-        source = _one_database(args.source, args.from_schema)
-        target = _one_database(args.target, args.to_schema)
-        for database in (source, target):
-            check_driver(database)
+        source = _copy_side(args.source, args.from_schema, "--from")
+        target = _copy_side(args.target, args.to_schema, "--to")
         if _same_tables(source, target):
             raise SettingsError("--from and --to name the same tables")
         problems = transfer.source_problems(source)
-    except SettingsError as error:
-        print(f"agentos-sessions: {error}", file=sys.stderr)
-        return 2
-    except (OperationalError, OSError) as error:
-        print(
-            f"agentos-sessions: cannot reach the database to copy from: {getattr(error, 'orig', None) or error}",
-            file=sys.stderr,
-        )
-        return 1
-    if problems:
-        print(f"agentos-sessions: cannot copy from {_shown(source)}: {'; '.join(problems)}", file=sys.stderr)
-        return 2
-    filters = transfer.Filters(args.type, args.user_id, args.component_id, args.updated_since)
-    try:
+        if problems:
+            raise SettingsError(f"cannot copy from {_shown(source)}: {'; '.join(problems)}")
+        filters = transfer.Filters(args.type, args.user_id, args.component_id, args.updated_since)
         return asyncio.run(_copy_between(source, target, filters, args.batch_size))
     except KeyboardInterrupt:
         print(
@@ -370,23 +367,28 @@ def _copy(args) -> int:
             file=sys.stderr,
         )
         return 130
-    except SchemaMismatch as error:
+    except (SettingsError, SchemaMismatch) as error:
         print(f"agentos-sessions: {error}", file=sys.stderr)
         return 2
-    except (DatabaseUnavailable, OperationalError, OSError) as error:
-        cause = error.__cause__ if isinstance(error, DatabaseUnavailable) and error.__cause__ else error
-        print(f"agentos-sessions: cannot reach the database: {getattr(cause, 'orig', None) or cause}", file=sys.stderr)
+    except (SQLAlchemyError, OSError) as error:
+        # Checking the source (a server that does not answer, a file that is not SQLite).
+        print(f"agentos-sessions: cannot use the database to copy from: {transfer.first_line(error)}", file=sys.stderr)
+        return 1
+    except transfer.CopyFailed as error:
+        print(
+            f"agentos-sessions copy: stopped: {error}; what was copied stays: run the same command again to finish",
+            file=sys.stderr,
+        )
         return 1
 
 
 async def _copy_between(
     source_settings: DatabaseSettings, target_settings: DatabaseSettings, filters: transfer.Filters, batch_size: int
 ) -> int:
-    # No deadline on units of work: a batch may hold a large session.
-    source = open_database("source", source_settings, timeout=None)
-    target = open_database("target", target_settings, timeout=None)
+    source = open_database("source", source_settings, read_only=True, timeout=COPY_TIMEOUT)
+    target = open_database("target", target_settings, timeout=COPY_TIMEOUT)
     try:
-        await target.migrate()
+        await transfer.prepare_target(target)
         sessions, runs = await transfer.count_matching(source, filters)
         print(
             f"agentos-sessions copy: {sessions:,} sessions ({runs:,} runs) to copy from {_shown(source_settings)} "
@@ -407,7 +409,7 @@ async def _copy_between(
             "agentos-sessions copy: copied "
             + " and ".join(
                 f"{tally.total:,} {kind} ({tally.new:,} new, {tally.updated:,} updated, {tally.skipped:,} skipped: "
-                "as recent in the target)"
+                "the same or more recent in the target)"
                 for kind, tally in zip(("sessions", "runs"), (report.sessions, report.runs), strict=True)
             )
         )
@@ -415,10 +417,8 @@ async def _copy_between(
             f"run {run_id!r} not copied: its run_id is session {session_id!r}'s in the target"
             for run_id, session_id in report.foreign_runs.items()
         )
-        _print_some(
-            f"session {session_id!r} not copied: the target refused it: {reason}"
-            for session_id, reason in report.refused.items()
-        )
+        _print_some(f"session {session_id!r} not copied: {why}" for session_id, why in report.set_aside.items())
+        await transfer.analyze_target(target)
         found = await transfer.verify(source, target, filters, batch_size=batch_size)
     finally:
         await source.close()
@@ -426,25 +426,25 @@ async def _copy_between(
     if not found.differences:
         print(
             f"agentos-sessions copy: verified: the target holds the {found.sessions:,} sessions and {found.runs:,} "
-            "runs that match in the source, each as recent as the source's"
+            "runs that match in the source, the same or more recent"
         )
         return 0
     print(
         f"agentos-sessions copy: not verified: of the {found.sessions:,} sessions and {found.runs:,} runs that match "
-        f"in the source, {found.differences:,} are missing from the target or older there",
+        f"in the source, {found.differences:,} are missing from the target or out of date there",
         file=sys.stderr,
     )
     for kind, keys in (
         ("sessions missing", found.missing_sessions),
-        ("sessions older", found.older_sessions),
+        ("sessions out of date", found.stale_sessions),
         ("runs missing", found.missing_runs),
-        ("runs older", found.older_runs),
+        ("runs out of date", found.stale_runs),
     ):
         if keys:
             print(f"  {kind}, such as: {', '.join(keys)}", file=sys.stderr)
     print(
-        "  (rows refused by the target are reported above; rows changed in the source during the copy are copied by "
-        "running it again)",
+        "  (rows not copied are named above; rows changed in the source during the copy are copied by running it "
+        "again)",
         file=sys.stderr,
     )
     return 1
@@ -459,9 +459,16 @@ def _print_some(problems: Iterable[str], shown: int = 5) -> None:
         print(f"agentos-sessions copy: ... and {len(problems) - shown:,} more like these", file=sys.stderr)
 
 
-def _one_database(url: str, db_schema: str | None) -> DatabaseSettings:
+def _copy_side(url: str, db_schema: str | None, flag: str) -> DatabaseSettings:
     """The database at ``url``, with the environment's table names and, if given, this schema."""
     (database,) = settings_from(os.environ, url).databases.values()
+    check_driver(database)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if db_schema is not None:
+            raise SettingsError(f"{flag}-schema: {flag} is a SQLite database, which has no schemas")
+        if parsed.database in (None, "", ":memory:"):
+            raise SettingsError(f"{flag}: an in-memory SQLite database would be gone when the command ends")
     return database if db_schema is None else replace(database, db_schema=db_schema)
 
 

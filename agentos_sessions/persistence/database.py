@@ -107,7 +107,7 @@ class SQLiteDatabase(Database):
     FIRST_PAUSE = 0.0002
     LONGEST_PAUSE = 0.002
 
-    def __init__(self, db_id: str, settings: DatabaseSettings, url: URL) -> None:
+    def __init__(self, db_id: str, settings: DatabaseSettings, url: URL, *, read_only: bool = False) -> None:
         super().__init__(db_id, settings)
         memory = url.database in (None, "", ":memory:")
         # Every unit of work runs to its end before the next starts (no await inside one), so a
@@ -115,7 +115,7 @@ class SQLiteDatabase(Database):
         # warm page cache. A private in-memory database keeps SQLAlchemy's default pool, whose
         # one connection both share (and so commits each write alone: nothing to sync there).
         options: dict[str, Any] = {} if memory else {"pool_size": 1, "max_overflow": 4}
-        self.engine = sqlite_engine(url, **options)
+        self.engine = sqlite_engine(url, read_only=read_only, **options)
         self._writer = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         # A reader and a writer connection, kept checked out: a unit of work only begins and ends
         # a transaction on one (a pool checkout, its reset and return cost more than the read).
@@ -306,8 +306,14 @@ def check_driver(settings: DatabaseSettings) -> None:
     """Refuse, with what to install, a database whose driver is missing (before the server listens)."""
     try:
         url = make_url(settings.url)
-    except ArgumentError as error:
+        url.port  # noqa: B018 (parsed when read: a port that is not a number raises here)
+    except (ArgumentError, ValueError) as error:
         raise SettingsError(f"Not a database URL: {settings.url!r}") from error
+    drivers = {"postgresql": ("psycopg", "psycopg2"), "sqlite": ("pysqlite",)}
+    if url.get_driver_name() not in drivers.get(url.get_backend_name(), (url.get_driver_name(),)):
+        raise SettingsError(
+            f"Unsupported driver {url.drivername!r}: use sqlite:// or postgresql:// (psycopg 3), as agno's URLs do"
+        )
     if url.get_backend_name() == "postgresql":
         try:
             import psycopg  # noqa: F401
@@ -326,15 +332,16 @@ def table_schema(settings: DatabaseSettings) -> str | None:
     return settings.db_schema or DEFAULT_PG_SCHEMA
 
 
-def open_database(db_id: str, settings: DatabaseSettings, **options: Any) -> Database:
+def open_database(db_id: str, settings: DatabaseSettings, *, read_only: bool = False, **options: Any) -> Database:
     """The database for one configuration; connects lazily, on its first unit of work.
 
-    ``options`` apply to a database server: ``pool_size`` and ``max_overflow`` size its connection
-    pool, ``timeout`` (seconds) bounds each unit of work, ``prepared_statements`` lets psycopg
-    prepare the statements a connection runs often."""
+    ``read_only``: a SQLite file is opened read-only (see sqlite_engine). ``options`` apply to a
+    database server: ``pool_size`` and ``max_overflow`` size its connection pool, ``timeout``
+    (seconds) bounds each unit of work, ``prepared_statements`` lets psycopg prepare the
+    statements a connection runs often."""
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
-        return SQLiteDatabase(db_id, settings, url)
+        return SQLiteDatabase(db_id, settings, url, read_only=read_only)
     # Imported here: psycopg is an optional dependency (check_driver says what to install).
     from agentos_sessions.persistence.postgres import PostgresDatabase
 
@@ -371,13 +378,21 @@ def psycopg_url(url: URL) -> URL:
     return url
 
 
-def sqlite_engine(url: str | URL, **options: Any) -> Engine:
+def sqlite_engine(url: str | URL, *, read_only: bool = False, **options: Any) -> Engine:
     """A synchronous SQLite engine configured as the server uses it: agno's JSON, the foreign-key
     cascade, WAL, no busy handler, transactions begun by SQLAlchemy (``BEGIN IMMEDIATE`` on
-    connections with the ``sqlite_begin`` execution option set to it)."""
+    connections with the ``sqlite_begin`` execution option set to it).
+
+    ``read_only``: the file opened read-only (SQLite's ``mode=ro``), its journal mode left as it
+    is: nothing is ever written to it."""
+    url = make_url(url)
+    if read_only:
+        path = Path(url.database or "").resolve()
+        url = url.set(database=path.as_uri(), query={**url.query, "mode": "ro", "uri": "true"})
     # json.dumps with its defaults is what agno's engines write, byte for byte.
     engine = create_engine(url, json_serializer=json.dumps, json_deserializer=jsoncodec.loads, **options)
-    event.listen(engine, "connect", _configure_sqlite_connection)
+    configure = _configure_read_only_sqlite_connection if read_only else _configure_sqlite_connection
+    event.listen(engine, "connect", configure)
     event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine
 
@@ -398,6 +413,16 @@ def _configure_sqlite_connection(dbapi_connection, _record) -> None:
         # but may lose the last commits to a power cut or an OS crash, and a write we answered
         # 2xx must survive those too. The price is an fsync per commit (docs/deployment.md, durability).
         cursor.execute("PRAGMA synchronous = FULL")
+    finally:
+        cursor.close()
+
+
+def _configure_read_only_sqlite_connection(dbapi_connection, _record) -> None:
+    """As _configure_sqlite_connection, but for the journal mode, which a reader cannot set."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout = 0")
     finally:
         cursor.close()
 

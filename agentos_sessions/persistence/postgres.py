@@ -431,6 +431,10 @@ class PostgresDatabase(Database):
                 result = await greenlet_spawn(work, runner, self.models, *args, **kwargs)
                 stage = "commit"
             return result
+        except psycopg.errors.ProgramLimitExceeded:
+            # An OperationalError by its class, but of the values given (an index row too large),
+            # not of the connection.
+            raise
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             if stage == "work" and connection.broken:
                 self.pool.drop_idle()

@@ -20,7 +20,7 @@ def test_help_documents_every_command(capsys):
         cli.main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for name in ("serve", "migrate", "check"):
+    for name in ("serve", "migrate", "prune", "copy", "check"):
         assert f"    {name} " in out, out
 
 
@@ -110,6 +110,30 @@ def test_a_database_url_of_another_kind_is_said(capsys, monkeypatch):
     monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
     assert cli.main(["migrate", "--database-url", "mysql://root@127.0.0.1/x"]) == 2
     assert capsys.readouterr().err.startswith("agentos-sessions: Unsupported database 'mysql'")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://u@h:port/db", "Not a database URL: 'postgresql://u@h:port/db'"),
+        ("postgresql+asyncpg://u@h/db", "Unsupported driver 'postgresql+asyncpg'"),
+        ("sqlite+aiosqlite:///x.db", "Unsupported driver 'sqlite+aiosqlite'"),
+    ],
+)
+def test_a_database_url_this_server_cannot_use_is_said(capsys, monkeypatch, url, message):
+    monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
+    assert cli.main(["migrate", "--database-url", url]) == 2
+    suffix = ": use sqlite:// or postgresql:// (psycopg 3), as agno's URLs do" if "driver" in message else ""
+    assert capsys.readouterr() == ("", f"agentos-sessions: {message}{suffix}\n")
+
+
+def test_a_file_that_is_not_a_sqlite_database_is_said(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AGENTOS_SESSIONS_DATABASES", raising=False)
+    notes = tmp_path / "notes.db"
+    notes.write_text("not a database, " * 100)
+    assert cli.main(["migrate", "--database-url", f"sqlite:///{notes}"]) == 1
+    assert capsys.readouterr() == ("", "agentos-sessions: cannot use the database: file is not a database\n")
+    assert notes.read_text() == "not a database, " * 100
 
 
 def test_migrate_says_which_migrations_ran_and_nothing_else(tmp_path):
