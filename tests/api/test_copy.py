@@ -398,6 +398,7 @@ def test_runs_kept_only_in_agno_2s_runs_column_are_refused_and_those_moved_copie
     )
 
 
+@pytest.mark.pg  # psycopg, the PostgreSQL driver, is installed by `tox -e pg`
 def test_a_target_that_cannot_be_reached_is_said_so(seeded, source, capsys):
     unreachable = "postgresql://postgres@127.0.0.1:1/none"
     assert cli.main(["copy", *_places(source, None), "--to", unreachable]) == 1
