@@ -199,7 +199,7 @@ async def verify(source: Database, target: Database, filters: Filters, *, batch_
 
 async def count_matching(source: Database, filters: Filters) -> tuple[int, int]:
     """How many sessions of the source match, and how many runs they have."""
-    return await _read(source, _count_matching, filters)
+    return await _read_all(source, _count_matching, filters)
 
 
 async def prepare_target(target: Database) -> None:
@@ -294,7 +294,7 @@ async def _batches(source: Database, filters: Filters, batch_size: int) -> Async
     """The source's matching sessions in session_id order, a batch at a time (their keys)."""
     after = None
     while True:
-        keys = await _read(source, _next_keys, filters, after, batch_size)
+        keys = await _read_all(source, _next_keys, filters, after, batch_size)
         if not keys:
             return
         runs = size = 0
@@ -476,6 +476,15 @@ async def _read(source: Database, work, *args):
         raise CopyFailed("from", error) from error
     except (SQLAlchemyError, ValueError, *_psycopg_errors()) as error:
         raise _SetAside(f"the source cannot give it: {first_line(error)}") from error
+
+
+async def _read_all(source: Database, work, *args):
+    """A unit of work on the source that no session can be set aside from (keys, counts): any
+    failure stops the copy."""
+    try:
+        return await _read(source, work, *args)
+    except _SetAside as error:
+        raise CopyFailed("from", error.__cause__ or error) from error
 
 
 async def _look(target: Database, work, *args):

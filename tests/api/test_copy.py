@@ -183,6 +183,21 @@ def test_a_session_the_source_cannot_give_is_named_and_the_others_copied(sqlite_
     assert _ids(direct[1])[0] == ["a-1", "empty", "t-1", "w-1"]
 
 
+def test_a_source_whose_keys_cannot_be_read_stops_the_copy_with_a_line(sqlite_source, target, capsys):
+    with contextlib.closing(sqlite3.connect(make_url(sqlite_source.url).database)) as connection, connection:
+        connection.execute("UPDATE agno_sessions SET session_id = CAST(X'ff' AS TEXT) WHERE session_id = 'w-1'")
+    assert cli.main(["copy", *_places(sqlite_source, target)]) == 1
+    out, err = capsys.readouterr()
+    assert (
+        out == f"agentos-sessions copy: 5 sessions (4 runs) to copy from {_shown(sqlite_source)} to {_shown(target)}\n"
+    )
+    assert err.startswith(
+        "agentos-sessions copy: stopped: the database to copy from: Could not decode to UTF-8 column 'session_id'"
+    ), err
+    assert err.endswith("; what was copied stays: run the same command again to finish\n"), err
+    assert "Traceback" not in err
+
+
 def test_a_session_larger_than_a_batch_is_copied_a_chunk_at_a_time(copy, direct, source, target, monkeypatch):
     """Its runs go a bounded chunk per transaction (memory holds one chunk), all of them in the end."""
     monkeypatch.setattr(transfer, "BYTES_PER_BATCH", 50_000)
