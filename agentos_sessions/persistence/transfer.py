@@ -35,7 +35,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -65,6 +65,8 @@ from agentos_sessions.persistence.database import (
 )
 from agentos_sessions.persistence.models import Models, models_for
 from agentos_sessions.settings import DatabaseSettings
+
+T = TypeVar("T")
 
 # Bounds of a batch, unless one session alone passes them: runs, and bytes of their stored JSON
 # (text on SQLite; jsonb, maybe compressed, on PostgreSQL).
@@ -152,7 +154,6 @@ class CopyFailed(Exception):
         if isinstance(error, DatabaseUnavailable) and error.__cause__ is not None:
             error = error.__cause__  # the driver's own words
         super().__init__(f"the database to copy {side}: {first_line(error)}")
-        self.side = side
 
 
 class _SetAside(Exception):
@@ -297,12 +298,7 @@ async def _batches(source: Database, filters: Filters, batch_size: int) -> Async
         keys = await _read_all(source, _next_keys, filters, after, batch_size)
         if not keys:
             return
-        runs = size = 0
-        for end, key in enumerate(keys):
-            runs, size = runs + key.runs, size + key.bytes
-            if end > 0 and (runs > RUNS_PER_BATCH or size > BYTES_PER_BATCH):
-                keys = keys[:end]
-                break
+        keys = _bounded(keys, lambda key: (key.runs, key.bytes))[0]
         after = keys[-1].session_id
         yield keys
 
@@ -422,14 +418,21 @@ def _canonical(row: dict) -> str:
 
 def _chunks_by_size(keys: Sequence[RunKey]) -> list[list[RunKey]]:
     """The runs in chunks within RUNS_PER_BATCH and BYTES_PER_BATCH (one run at least each)."""
-    chunks: list[list[RunKey]] = []
+    return _bounded(keys, lambda key: (1, key.bytes))
+
+
+def _bounded(items: Sequence[T], weight: Callable[[T], tuple[int, int]]) -> list[list[T]]:
+    """The items in consecutive chunks, each within RUNS_PER_BATCH runs and BYTES_PER_BATCH bytes
+    by ``weight`` (runs, bytes), but for an item that alone passes them."""
+    chunks: list[list[T]] = []
     runs = size = 0
-    for key in keys:
-        if not chunks or runs >= RUNS_PER_BATCH or size + key.bytes > BYTES_PER_BATCH:
+    for item in items:
+        item_runs, item_bytes = weight(item)
+        if not chunks or runs + item_runs > RUNS_PER_BATCH or size + item_bytes > BYTES_PER_BATCH:
             chunks.append([])
             runs = size = 0
-        chunks[-1].append(key)
-        runs, size = runs + 1, size + key.bytes
+        chunks[-1].append(item)
+        runs, size = runs + item_runs, size + item_bytes
     return chunks
 
 
