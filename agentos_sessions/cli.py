@@ -268,17 +268,25 @@ _LONGEST_AGE = 50 * 365 * 86400
 
 def _age(value: str) -> int:
     """An age such as 30d, in seconds."""
-    number, unit = value[:-1], value[-1:]
-    if not (number.isascii() and number.isdigit() and unit in _AGE_UNITS) or int(number) < 1:
+    seconds = _seconds_of(value)
+    if not seconds:
         raise argparse.ArgumentTypeError(f"must be a number and a unit (s, m, h, d, w), as 30d, not {value!r}")
-    if int(number) * _AGE_UNITS[unit] > _LONGEST_AGE:
+    if seconds > _LONGEST_AGE:
         raise argparse.ArgumentTypeError(f"must be at most 50 years, not {value!r}")
-    return int(number) * _AGE_UNITS[unit]
+    return seconds
+
+
+def _seconds_of(value: str) -> int | None:
+    """The seconds a number and a unit say (30d), or None if ``value`` is not one."""
+    number, unit = value[:-1], value[-1:]
+    if number.isascii() and number.isdigit() and unit in _AGE_UNITS:
+        return int(number) * _AGE_UNITS[unit]
+    return None
 
 
 def _since(value: str) -> int:
     """A point in time, in Unix seconds: an ISO 8601 date or time (UTC unless it says), or an age."""
-    if value[-1:] in _AGE_UNITS and value[:-1].isascii() and value[:-1].isdigit():
+    if _seconds_of(value) is not None:
         return now() - _age(value)
     try:
         when = datetime.fromisoformat(value)
