@@ -5,9 +5,7 @@ there: every session whole, and an agent continues one with its history."""
 from __future__ import annotations
 
 import pytest
-from agno.agent import Agent
 from agno.db.base import SessionType
-from agno.models.openai import OpenAIChat
 
 from agentos_sessions import cli
 from agentos_sessions.persistence.database import table_schema
@@ -16,10 +14,9 @@ from tests.agno_storage import agno_storage
 from tests.databases import fresh_database
 from tests.interop.conftest import seed_agno
 from tests.interop.openai_stub import chat_completions_stub
+from tests.interop.planner import answer, planner, user_turns
 
 pytestmark = pytest.mark.interop
-
-ANSWERS = {"Where do I go?": "To Lyon.", "When?": "In May.", "With whom?": "With Ada."}
 
 
 @pytest.fixture
@@ -27,7 +24,7 @@ def stub(loopback_only, monkeypatch):
     """The OpenAI chat completions stub the agents talk to."""
     monkeypatch.setenv("AGNO_TELEMETRY", "false")
     monkeypatch.delenv("AGENTOS_SESSIONS_DB_SCHEMA", raising=False)
-    with chat_completions_stub(lambda messages: ANSWERS[messages[-1]["content"]]) as stub:
+    with chat_completions_stub(answer) as stub:
         yield stub
     assert loopback_only == []
 
@@ -39,8 +36,8 @@ def test_agno_reads_and_continues_what_was_copied_there_and_back(tmp_path, stub)
     storage = agno_storage(first)
     try:
         seed_agno(storage)
-        _agent(storage, stub).run("Where do I go?", session_id="trip", user_id="alice")
-        _agent(storage, stub).run("When?", session_id="trip", user_id="alice")
+        planner(storage, stub).run("Where do I go?", session_id="trip", user_id="alice")
+        planner(storage, stub).run("When?", session_id="trip", user_id="alice")
         written = _sessions(storage)
     finally:
         storage.db_engine.dispose()
@@ -51,9 +48,9 @@ def test_agno_reads_and_continues_what_was_copied_there_and_back(tmp_path, stub)
     try:
         assert _sessions(storage) == written
         # An agent on the copy sends the model the history copied, then adds its run.
-        answer = _agent(storage, stub).run("With whom?", session_id="trip", user_id="alice")
-        assert answer.content == "With Ada."
-        assert _user_turns(stub.requests[-1]) == ["Where do I go?", "When?", "With whom?"]
+        reply = planner(storage, stub).run("With whom?", session_id="trip", user_id="alice")
+        assert reply.content == "With Ada."
+        assert user_turns(stub.requests[-1]) == ["Where do I go?", "When?", "With whom?"]
         continued = _sessions(storage)
     finally:
         storage.db_engine.dispose()
@@ -68,17 +65,6 @@ def test_agno_reads_and_continues_what_was_copied_there_and_back(tmp_path, stub)
         assert _sessions(storage) == continued
     finally:
         storage.db_engine.dispose()
-
-
-def _agent(storage, stub) -> Agent:
-    return Agent(
-        id="planner",
-        model=OpenAIChat(id="stub-model", base_url=stub.base_url, api_key="test"),
-        db=storage,
-        add_history_to_context=True,
-        num_history_runs=10,
-        telemetry=False,
-    )
 
 
 def _copy(source: DatabaseSettings, target: DatabaseSettings) -> int:
@@ -98,7 +84,3 @@ def _sessions(storage) -> dict[str, dict]:
             session = storage.get_session(listed.session_id, session_type=kind)
             found[session.session_id] = session.to_dict()
     return found
-
-
-def _user_turns(request: dict) -> list[str]:
-    return [message["content"] for message in request["messages"] if message["role"] == "user"]

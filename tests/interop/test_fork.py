@@ -4,8 +4,6 @@ the fork AgentOS 3.1.10 itself makes of the same session (its /agents/{id}/sessi
 from __future__ import annotations
 
 import pytest
-from agno.agent import Agent
-from agno.models.openai import OpenAIChat
 from agno.os import AgentOS
 from starlette.testclient import TestClient
 
@@ -15,15 +13,9 @@ from tests.agno_storage import agno_storage
 from tests.api.helpers import stored_runs, stored_session
 from tests.direct import DirectDatabase
 from tests.interop.openai_stub import chat_completions_stub
+from tests.interop.planner import answer, planner, user_turns
 
 pytestmark = pytest.mark.interop
-
-ANSWERS = {"Where do I go?": "To Lyon.", "When?": "In May.", "With whom?": "With Ada."}
-
-
-def _user_turns(request: dict) -> list[str]:
-    """The user messages of one request to the model: the history agno sent, then the question."""
-    return [message["content"] for message in request["messages"] if message["role"] == "user"]
 
 
 @pytest.fixture
@@ -31,16 +23,8 @@ def agent_and_stub(database_settings, loopback_only, monkeypatch):
     """An agno Agent on the test database that sends its session's history to the model stub."""
     monkeypatch.setenv("AGNO_TELEMETRY", "false")
     storage = agno_storage(database_settings)
-    with chat_completions_stub(lambda messages: ANSWERS[messages[-1]["content"]]) as stub:
-        agent = Agent(
-            id="planner",
-            model=OpenAIChat(id="stub-model", base_url=stub.base_url, api_key="test"),
-            db=storage,
-            add_history_to_context=True,
-            num_history_runs=10,
-            telemetry=False,
-        )
-        yield agent, stub
+    with chat_completions_stub(answer) as stub:
+        yield planner(storage, stub), stub
     storage.db_engine.dispose()
     assert loopback_only == []
 
@@ -55,8 +39,8 @@ def test_an_agent_continues_a_fork_with_the_copied_history(agent_and_stub, datab
     branch = agent.run("With whom?", session_id="branch", user_id="alice")
     main = agent.run("With whom?", session_id="trip", user_id="alice")
     # The branch's model saw the first turn only; the original's both.
-    assert _user_turns(stub.requests[-2]) == ["Where do I go?", "With whom?"]
-    assert _user_turns(stub.requests[-1]) == ["Where do I go?", "When?", "With whom?"]
+    assert user_turns(stub.requests[-2]) == ["Where do I go?", "With whom?"]
+    assert user_turns(stub.requests[-1]) == ["Where do I go?", "When?", "With whom?"]
     assert (branch.content, main.content) == ("With Ada.", "With Ada.")
     # agno read the fork's lineage and appended its own run after the copied one.
     direct = DirectDatabase(database_settings)
