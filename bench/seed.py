@@ -147,6 +147,22 @@ def _fill(engine: Engine, schema: str | None, run_scale: int, image: dict | None
     engine.dispose()
 
 
+def _session_row(session_id: str, kind: str, user: str, data: dict, metadata: dict, stamp: int) -> dict:
+    """A session's columns: one agent, team or workflow of its kind, created and updated at ``stamp``."""
+    return {
+        "session_id": session_id,
+        "session_type": kind,
+        "agent_id": f"{kind}-1" if kind == "agent" else None,
+        "team_id": f"{kind}-1" if kind == "team" else None,
+        "workflow_id": f"{kind}-1" if kind == "workflow" else None,
+        "user_id": user,
+        "session_data": data,
+        "metadata": metadata,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+
+
 def _rows(run_scale: int, image: dict | None = None) -> tuple[list[dict], list[dict]]:
     """The sessions and runs, as column values (JSON columns as Python values)."""
     rng = random.Random(7)
@@ -158,20 +174,7 @@ def _rows(run_scale: int, image: dict | None = None) -> tuple[list[dict], list[d
         data = {"session_state": {"step": n % 7, "topic": "benchmark"}}
         if named:
             data["session_name"] = f"Benchmark session {n}"
-        sessions.append(
-            {
-                "session_id": sid,
-                "session_type": kind,
-                "agent_id": f"{kind}-1" if kind == "agent" else None,
-                "team_id": f"{kind}-1" if kind == "team" else None,
-                "workflow_id": f"{kind}-1" if kind == "workflow" else None,
-                "user_id": user,
-                "session_data": data,
-                "metadata": {"source": "bench", "n": n},
-                "created_at": T0 + n,
-                "updated_at": T0 + n,
-            }
-        )
+        sessions.append(_session_row(sid, kind, user, data, {"source": "bench", "n": n}, T0 + n))
         if n % RUNS_EVERY == 0:
             for index in range(RUNS_PER_SESSION):
                 run = _run(sid, kind, user, index, rng, run_scale)
@@ -283,20 +286,7 @@ def _stale_rows(count: int, newest: int):
         if n % 4 < 2:
             data["session_name"] = f"Stale session {n}"
         updated = newest - (count - n)
-        sessions.append(
-            {
-                "session_id": sid,
-                "session_type": kind,
-                "agent_id": f"{kind}-1" if kind == "agent" else None,
-                "team_id": f"{kind}-1" if kind == "team" else None,
-                "workflow_id": f"{kind}-1" if kind == "workflow" else None,
-                "user_id": user,
-                "session_data": data,
-                "metadata": {"source": "bench-prune", "n": n},
-                "created_at": updated,
-                "updated_at": updated,
-            }
-        )
+        sessions.append(_session_row(sid, kind, user, data, {"source": "bench-prune", "n": n}, updated))
         if n % RUNS_EVERY == 0:
             runs += [_run_row(_run(sid, kind, user, index, rng, 1), kind, index) for index in range(STALE_RUNS)]
         if len(sessions) == STALE_BATCH:
