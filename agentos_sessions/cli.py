@@ -237,8 +237,8 @@ def _parser() -> argparse.ArgumentParser:
         "--updated-since",
         type=_since,
         metavar="WHEN",
-        help="only sessions last updated (else created) since then: a date or time (2026-11-01, "
-        "2026-11-01T08:00:00+01:00; UTC unless it says) or an age (7d, 12h)",
+        help="only sessions changed since then (the session, else created, or one of its runs): a date or time "
+        "(2026-11-01, 2026-11-01T08:00:00+01:00; UTC unless it says) or an age (7d, 12h)",
     )
     copy_command.add_argument("--batch-size", type=_workers, default=500, help="sessions per transaction (default 500)")
     check_command = commands.add_parser(
